@@ -1,0 +1,58 @@
+"""unique_xr: daily 30 m gross primary productivity from satellite imagery, lazily, on Dask.
+
+The pipeline flows one way and the subpackages follow it::
+
+    search -> load -> features -> models -> downscale -> write
+
+Importing the package is cheap: heavy dependencies (stackstac, pystac-client, torch, lightgbm)
+are imported by the functions that need them. Importing it registers the ``.gpp`` accessor on
+xarray objects.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from unique_xr import accessor as _accessor  # noqa: F401  (registers ds.gpp / da.gpp)
+from unique_xr.errors import UniqueXrError
+from unique_xr.grid import GridSpec
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first use so `import unique_xr` stays fast
+_LAZY: dict[str, str] = {
+    "search": "unique_xr.search.stac",
+    "SearchSpec": "unique_xr.search.stac",
+    "get_collection": "unique_xr.search.collections",
+    "list_collections": "unique_xr.search.collections",
+    "load": "unique_xr.load.stack",
+    "apply_qa_mask": "unique_xr.load.masks",
+    "to_zarr": "unique_xr.load.cache",
+    "open_zarr": "unique_xr.load.cache",
+    "indices": "unique_xr.features.indices",
+}
+
+__all__ = ["GridSpec", "UniqueXrError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = import_module(_LAZY[name])
+        value = module if name == "indices" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'unique_xr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unique_xr.features import indices
+    from unique_xr.load.cache import open_zarr, to_zarr
+    from unique_xr.load.masks import apply_qa_mask
+    from unique_xr.load.stack import load
+    from unique_xr.search.collections import get_collection, list_collections
+    from unique_xr.search.stac import SearchSpec, search

@@ -1,0 +1,43 @@
+"""The ``.gpp`` accessor on xarray Datasets and DataArrays.
+
+Each method only hands off to a function in the pipeline modules; the accessor holds the object
+and nothing else (xarray caches accessors and hides errors raised in ``__init__``).
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+
+@xr.register_dataset_accessor("gpp")
+class GppDatasetAccessor:
+    """``ds.gpp``: unique_xr operations on a cube."""
+
+    def __init__(self, obj: xr.Dataset) -> None:
+        self._obj = obj
+
+    def mask(self, collection, **kwargs) -> xr.Dataset:
+        """Mask cloudy / fill pixels with the collection's QA layout; see :func:`unique_xr.load.masks.apply_qa_mask`."""
+        from unique_xr.load.masks import apply_qa_mask
+
+        return apply_qa_mask(self._obj, collection, **kwargs)
+
+    def indices(self, names=("ndvi", "evi"), **kwargs) -> xr.Dataset:
+        """Add vegetation indices; see :func:`unique_xr.features.indices.add_indices`."""
+        from unique_xr.features.indices import add_indices
+
+        return add_indices(self._obj, names, **kwargs)
+
+    def to_zarr(self, store, **kwargs):
+        """Write this stage to a Zarr v3 cache; see :func:`unique_xr.load.cache.to_zarr`."""
+        from unique_xr.load.cache import to_zarr
+
+        return to_zarr(self._obj, store, **kwargs)
+
+
+@xr.register_dataarray_accessor("gpp")
+class GppDataArrayAccessor:
+    """``da.gpp``: unique_xr operations on a single variable."""
+
+    def __init__(self, obj: xr.DataArray) -> None:
+        self._obj = obj
