@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def _canonical_crs(crs: Any) -> str:
             f"Could not understand the CRS {crs!r}: {err}. "
             "Pass an EPSG code such as 'EPSG:32633' (UTM 33N) or a WKT/PROJ string."
         ) from err
-    epsg = parsed.to_epsg(min_confidence=90)
+    epsg = parsed.to_epsg(min_confidence=70)
     return f"EPSG:{epsg}" if epsg is not None else parsed.to_wkt()
 
 
@@ -107,20 +107,42 @@ class GridSpec:
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_bounds(cls, bounds: tuple[float, float, float, float], *, crs: Any, resolution: float) -> GridSpec:
-        """Snap ``bounds`` outward to multiples of ``resolution`` (anchored at 0) and build a grid."""
+    def from_bounds(
+        cls,
+        bounds: tuple[float, float, float, float],
+        *,
+        crs: Any,
+        resolution: float,
+        anchor: Literal["edge", "center"] = "edge",
+    ) -> GridSpec:
+        """Snap ``bounds`` outward to the resolution and build a grid.
+
+        ``anchor="edge"`` puts pixel *edges* on multiples of ``resolution`` (odc-geo's default);
+        ``anchor="center"`` puts pixel *centres* there, as the Landsat Collection 2 grids do
+        (edges at 15 m offsets for 30 m pixels), so a Landsat scene loads without resampling.
+        """
         res = float(resolution)
-        left, bottom, right, top = bounds
+        shift = res / 2 if anchor == "center" else 0.0
+        if anchor not in ("edge", "center"):
+            raise GridError(f"anchor must be 'edge' or 'center', got {anchor!r}")
+        left, bottom, right, top = (b + shift for b in bounds)
         snapped = (
-            math.floor(left / res + _TOL) * res,
-            math.floor(bottom / res + _TOL) * res,
-            math.ceil(right / res - _TOL) * res,
-            math.ceil(top / res - _TOL) * res,
+            math.floor(left / res + _TOL) * res - shift,
+            math.floor(bottom / res + _TOL) * res - shift,
+            math.ceil(right / res - _TOL) * res - shift,
+            math.ceil(top / res - _TOL) * res - shift,
         )
         return cls(crs=crs, resolution=res, bounds=snapped)
 
     @classmethod
-    def from_bbox(cls, bbox: tuple[float, float, float, float], *, crs: Any = "utm", resolution: float) -> GridSpec:
+    def from_bbox(
+        cls,
+        bbox: tuple[float, float, float, float],
+        *,
+        crs: Any = "utm",
+        resolution: float,
+        anchor: Literal["edge", "center"] = "edge",
+    ) -> GridSpec:
         """Build a grid covering a longitude/latitude ``bbox`` (west, south, east, north).
 
         ``crs="utm"`` picks the WGS84 UTM zone of the bbox centre.
@@ -142,7 +164,7 @@ class GridSpec:
             np.array([west, east, east, west, (west + east) / 2, (west + east) / 2]),
             np.array([south, south, north, north, south, north]),
         )
-        return cls.from_bounds((xs.min(), ys.min(), xs.max(), ys.max()), crs=crs, resolution=resolution)
+        return cls.from_bounds((xs.min(), ys.min(), xs.max(), ys.max()), crs=crs, resolution=resolution, anchor=anchor)
 
     # ----------------------------------------------------------------- derived
     @property

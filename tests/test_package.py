@@ -1,0 +1,42 @@
+import subprocess
+import sys
+
+import pytest
+
+from unique_xr._optional import import_optional
+from unique_xr.errors import MissingDependencyError, UniqueXrError
+
+
+def test_import_is_light():
+    """`import unique_xr` must not pull the heavy optional stacks."""
+    code = (
+        "import sys, unique_xr; heavy = [m for m in ('stackstac', 'pystac_client', 'odc.stac', 'torch', "
+        "'lightgbm', 'matplotlib') if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_missing_optional_dependency_names_the_extra(monkeypatch):
+    import unique_xr._optional as opt
+
+    monkeypatch.setitem(opt.EXTRAS, "definitely_not_installed_mod", "stac")
+    with pytest.raises(MissingDependencyError, match=r"unique_xr\[stac\]") as err:
+        import_optional("definitely_not_installed_mod", purpose="testing")
+    assert isinstance(err.value, ImportError) and isinstance(err.value, UniqueXrError)
+
+
+def test_torch_hint_pins_cpu_wheel(monkeypatch):
+    import unique_xr._optional as opt
+
+    monkeypatch.setitem(opt.EXTRAS, "not_a_torch_mod", "torch")
+    with pytest.raises(MissingDependencyError, match=r"torch==2\.13\.0"):
+        import_optional("not_a_torch_mod")
+
+
+def test_lazy_public_api():
+    import unique_xr
+
+    assert callable(unique_xr.get_collection)
+    with pytest.raises(AttributeError):
+        unique_xr.no_such_name  # noqa: B018
