@@ -22,11 +22,11 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; resolved on first use so `import unique_xr` stays fast
 _LAZY: dict[str, str] = {
-    "search": "unique_xr.search.stac",
+    "search": "unique_xr.search",  # callable subpackage: unique_xr.search(...) -> search.stac.search
+    "load": "unique_xr.load",  # callable subpackage: unique_xr.load(...) -> load.stack.load
     "SearchSpec": "unique_xr.search.stac",
     "get_collection": "unique_xr.search.collections",
     "list_collections": "unique_xr.search.collections",
-    "load": "unique_xr.load.stack",
     "apply_qa_mask": "unique_xr.load.masks",
     "to_zarr": "unique_xr.load.cache",
     "open_zarr": "unique_xr.load.cache",
@@ -39,7 +39,7 @@ __all__ = ["GridSpec", "UniqueXrError", "__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = import_module(_LAZY[name])
-        value = module if name == "indices" else getattr(module, name)
+        value = module if name in ("indices", "search", "load") else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'unique_xr' has no attribute {name!r}")
@@ -53,6 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from unique_xr.features import indices
     from unique_xr.load.cache import open_zarr, to_zarr
     from unique_xr.load.masks import apply_qa_mask
-    from unique_xr.load.stack import load
+    from unique_xr import load, search
     from unique_xr.search.collections import get_collection, list_collections
-    from unique_xr.search.stac import SearchSpec, search
+    from unique_xr.search.stac import SearchSpec

@@ -284,6 +284,12 @@ class GridSpec:
             )
         return int(round(ratio))
 
+    def refine(self, factor: int) -> GridSpec:
+        """The same bounds with pixels ``factor`` times smaller; nests exactly in this grid."""
+        if int(factor) != factor or factor < 1:
+            raise GridError(f"refine factor must be a positive integer, got {factor!r}")
+        return GridSpec(crs=self.crs, resolution=self.resolution / int(factor), bounds=self.bounds)
+
     def with_resolution(self, resolution: float) -> GridSpec:
         """The same area at another resolution, bounds snapped outward."""
         return GridSpec.from_bounds(self.bounds, crs=self.crs, resolution=resolution)

@@ -1,0 +1,1 @@
+"""Outputs: quicklooks now; resumable region writes and output STAC come with the national-cube job."""
