@@ -31,7 +31,7 @@ def demo(
     from unique_xr.errors import UniqueXrError
     from unique_xr.pipeline import run_demo
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     try:
         result, staged = run_demo(out, seed=seed, engine=engine, progress=progress)
     except UniqueXrError as err:

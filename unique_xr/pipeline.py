@@ -95,8 +95,9 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
     grid, bbox = spec.grid, spec.grid.bounds_latlon
     common = dict(engine=spec.engine, chunks=_chunks(spec), sign=spec.sign)
 
-    def _search(collection: str):
-        return search(collection, bbox=bbox, datetime=spec.datetime, provider=spec.provider)
+    def _search(collection: str, *, static: bool = False):
+        # static layers (DEM, yearly land cover) are searched at any date: their nominal date is not the period's
+        return search(collection, bbox=bbox, datetime=None if static else spec.datetime, provider=spec.provider)
 
     cubes: dict[str, Any] = {}
     if spec.landsat:
@@ -110,18 +111,18 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
         cubes["modis_500m"] = ds
     static = []
     if spec.dem_collection:
-        dem = load(_search(spec.dem_collection), grid=grid, collection=spec.dem_collection,
+        dem = load(_search(spec.dem_collection, static=True), grid=grid, collection=spec.dem_collection,
                    resampling="bilinear", **common)
         static.append(terrain(dem["elevation"].max("time")))
     if spec.landcover_collection:
         classes = ESA_WORLDCOVER_CLASSES if spec.landcover_collection == "esa-worldcover" else IO_LULC_CLASSES
         fine = grid.refine(3)  # 10 m cells nested in the 30 m grid: fractions are exact counts
-        lc = load(_search(spec.landcover_collection), grid=fine, collection=spec.landcover_collection,
+        lc = load(_search(spec.landcover_collection, static=True), grid=fine, collection=spec.landcover_collection,
                   resampling="nearest", **{**common, "chunks": {"time": 1, "y": 3 * spec.chunksize,
                                                                 "x": 3 * spec.chunksize}})
         static.append(landcover_fractions(lc["landcover"].max("time"), grid, classes))
     if static:
-        cubes["static_30m"] = xr.merge(static, combine_attrs="drop_conflicts")
+        cubes["static_30m"] = xr.merge(static, compat="no_conflicts", join="exact", combine_attrs="drop_conflicts")
     if spec.met_path:
         start, end = spec.datetime.split("/")
         cubes["meteo_30m"] = daily_drivers(open_reanalysis(spec.met_path), grid, time=slice(start, end))

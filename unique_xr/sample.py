@@ -65,8 +65,9 @@ def stage_sample(directory: str | Path, *, seed: int = 0) -> StagedSample:
 
     region = make_region(
         directory / "synthetic",
+        # cloud cover near the real scenes' MTL CLOUD_COVER (9.9 %); the real crops have no scene edge
         SyntheticRegionSpec(seed=seed, grid=SAMPLE_GRID, start=SAMPLE_DATES[0], end=SAMPLE_DATES[1],
-                            landsat_every_days=16),
+                            landsat_every_days=16, cloud_fraction=0.1, scene_edge_probability=0.0),
     )
     synthetic_landsat = {it["properties"]["datetime"][:10]: it for it in region.items["landsat-c2-l2"]}
     items = []
