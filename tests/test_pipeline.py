@@ -37,7 +37,7 @@ def test_demo_reports_real_and_synthetic(demo_run):
 def test_demo_writes_every_cube(demo_run):
     out, _ = demo_run
     for name in ("landsat_30m", "modis_500m", "static_30m", "meteo_30m"):
-        ds = xr.open_zarr(out / "cube" / f"{name}.zarr", zarr_format=3)
+        ds = xr.open_zarr(out / "cube" / f"{name}.zarr", zarr_format=3, consolidated=False)
         assert ds.sizes["y"] > 0 and ds.sizes["x"] > 0
     png = out / "cube" / "quicklook.png"
     assert png.stat().st_size > 20_000
@@ -47,7 +47,7 @@ def test_demo_writes_every_cube(demo_run):
 def test_demo_landsat_values_are_the_real_pixels(demo_run):
     """Clear pixels of the cube are the shipped DN scaled by the registry; masked ones are NaN."""
     out, _ = demo_run
-    ds = xr.open_zarr(out / "cube" / "landsat_30m.zarr", zarr_format=3)
+    ds = xr.open_zarr(out / "cube" / "landsat_30m.zarr", zarr_format=3, consolidated=False)
     assert ds.sizes == {"time": 2, "y": 300, "x": 400}
     np.testing.assert_array_equal(ds.x.values, SAMPLE_GRID.x)
     with rasterio.open(SAMPLE / "LC08_L2SP_218074_20190114_20200829_02_T1_SR_B4.tif") as src:
@@ -68,12 +68,12 @@ def test_demo_landsat_values_are_the_real_pixels(demo_run):
 
 def test_demo_static_and_meteo_are_sane(demo_run):
     out, _ = demo_run
-    st = xr.open_zarr(out / "cube" / "static_30m.zarr", zarr_format=3)
+    st = xr.open_zarr(out / "cube" / "static_30m.zarr", zarr_format=3, consolidated=False)
     fracs = [v for v in st.data_vars if v.startswith("frac_")]
     total = sum(st[v] for v in fracs).values
     np.testing.assert_allclose(total[np.isfinite(total)], 1.0, atol=1e-5)
     assert np.isfinite(st["slope"].values).mean() > 0.95
-    mt = xr.open_zarr(out / "cube" / "meteo_30m.zarr", zarr_format=3)
+    mt = xr.open_zarr(out / "cube" / "meteo_30m.zarr", zarr_format=3, consolidated=False)
     assert mt.sizes["time"] == 17  # 2019-01-14 .. 2019-01-30, daily
     assert -10 < float(mt["air_temperature"].mean()) < 45
     assert mt["air_temperature"].attrs["units"] == "degC"

@@ -1,12 +1,46 @@
-"""Test and benchmark helpers: a seeded synthetic region generator, a loopback STAC API, and
-:func:`raise_if_dask_computes`, which fails whenever a supposedly lazy operation computes."""
+"""Test and benchmark helpers.
+
+- :func:`raise_if_dask_computes`: fail whenever a supposedly lazy operation computes.
+- :mod:`unique_xr.testing.synthetic`: the seeded synthetic region generator
+  (:class:`SyntheticRegionSpec`, :func:`make_region`) — COGs and STAC items shaped like the real ones.
+- :mod:`unique_xr.testing.recorded`: real recorded Planetary Computer items, localized to small COGs.
+- :mod:`unique_xr.testing.stac_server`: a real STAC API (``rustac serve``) on loopback.
+
+The generator and the server are imported on first use, so ``import unique_xr.testing`` is cheap.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from importlib import import_module
+from typing import Any
 
-__all__ = ["raise_if_dask_computes", "CountingScheduler"]
+__all__ = [
+    "raise_if_dask_computes",
+    "CountingScheduler",
+    "SyntheticRegionSpec",
+    "SyntheticRegion",
+    "make_region",
+    "serve_stac",
+    "recorded_items",
+    "localize_items",
+]
+
+_LAZY = {
+    "SyntheticRegionSpec": "unique_xr.testing.synthetic",
+    "SyntheticRegion": "unique_xr.testing.synthetic",
+    "make_region": "unique_xr.testing.synthetic",
+    "serve_stac": "unique_xr.testing.stac_server",
+    "recorded_items": "unique_xr.testing.recorded",
+    "localize_items": "unique_xr.testing.recorded",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'unique_xr.testing' has no attribute {name!r}")
 
 
 class CountingScheduler:

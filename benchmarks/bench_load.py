@@ -1,0 +1,162 @@
+"""Benchmark: search -> load -> mask -> NDVI on local COGs, against reading the same pixels with rasterio.
+
+Both paths run in the same process on the same synthetic region (``unique_xr.testing.synthetic``),
+with the OS file cache warmed first, and the best of ``--repeat`` runs is kept for each. Figures:
+
+- throughput (megapixels of NDVI per second) of unique_xr (stackstac and odc-stac engines) and of
+  the baseline: rasterio reads of ``red``, ``nir08`` and ``qa_pixel`` of every date straight into
+  numpy, the same QA bits masked and NDVI computed in numpy, single-threaded;
+- their ratio (goal: unique_xr >= 0.8x the baseline);
+- the number of tasks in the graph for 1, 4, 16 and 64 spatial chunks per date (goal: linear).
+
+Run from the repository root::
+
+    python benchmarks/bench_load.py --size 2048 --dates 4
+
+Results go to ``benchmarks/results/load_ndvi.json`` together with the command that made them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# QA_PIXEL bits removed by the default Landsat mask: fill, dilated cloud, cirrus, cloud, shadow, snow
+MASK_BITS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
+
+
+def baseline_rasterio(items: list[dict]) -> np.ndarray:
+    """Read red, nir08, qa_pixel of each item with rasterio; mask and NDVI in numpy."""
+    import rasterio
+
+    out = []
+    for item in items:
+        bands = {}
+        for key in ("red", "nir08", "qa_pixel"):
+            with rasterio.open(item["assets"][key]["href"]) as src:
+                bands[key] = src.read(1)
+        red = bands["red"].astype(np.float32) * np.float32(2.75e-5) - np.float32(0.2)
+        nir = bands["nir08"].astype(np.float32) * np.float32(2.75e-5) - np.float32(0.2)
+        # same rules as the library: QA bits, fill (0) and the USGS valid SR range 7273..43636
+        bad = (bands["qa_pixel"] & MASK_BITS) != 0
+        for key in ("red", "nir08"):
+            bad |= (bands[key] < 7273) | (bands[key] > 43636)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ndvi = (nir - red) / (nir + red)
+        ndvi[bad] = np.nan
+        out.append(ndvi)
+    return np.stack(out)
+
+
+def unique_xr_graph(catalog: Path, grid, datetime: str, engine: str, chunksize: int):
+    import unique_xr as ux
+    from unique_xr.features.indices import add_indices
+    from unique_xr.load.masks import apply_qa_mask
+
+    items = ux.search("landsat-c2-l2", bbox=grid.bounds_latlon, datetime=datetime, provider=str(catalog), cache=False)
+    ds = ux.load(items, grid=grid, collection="landsat-c2-l2", assets=("red", "nir08", "qa_pixel"), engine=engine,
+                 chunks={"time": 1, "y": chunksize, "x": chunksize})
+    return add_indices(apply_qa_mask(ds, "landsat-c2-l2"), ("ndvi",))["ndvi"]
+
+
+def best_of(fn, repeat: int) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2048, help="region edge in 30 m pixels")
+    parser.add_argument("--dates", type=int, default=4, help="number of Landsat dates")
+    parser.add_argument("--chunk", type=int, default=1024, help="spatial chunk edge for the timed run")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="Dask threads")
+    parser.add_argument("--out", type=Path, default=RESULTS / "load_ndvi.json")
+    args = parser.parse_args(argv)
+
+    import dask
+
+    from unique_xr.testing.synthetic import SyntheticRegionSpec, make_region
+
+    with tempfile.TemporaryDirectory() as tmp:
+        days = 16 * (args.dates - 1)
+        start = np.datetime64("2023-05-01")
+        spec = SyntheticRegionSpec.square(size_px=args.size, seed=1, start=str(start),
+                                          end=str(start + np.timedelta64(days, "D")), modis=False)
+        t0 = time.perf_counter()
+        region = make_region(Path(tmp), spec)
+        t_make = time.perf_counter() - t0
+        items = region.items["landsat-c2-l2"]
+        catalog = Path(tmp) / "landsat.json"
+        catalog.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+        datetime = f"{spec.start}/{spec.end}"
+        n_pix = len(items) * args.size * args.size
+
+        baseline_rasterio(items)  # warm the OS file cache
+        t_base, ref = best_of(lambda: baseline_rasterio(items), args.repeat)
+
+        results = {}
+        for engine in ("stackstac", "odc"):
+            with dask.config.set(scheduler="threads", num_workers=args.threads):
+                ndvi = unique_xr_graph(catalog, region.grid, datetime, engine, args.chunk)
+                t_uxr, got = best_of(lambda: ndvi.values, args.repeat)
+            same = bool(np.array_equal(np.isnan(got), np.isnan(ref)) and
+                        np.allclose(got[~np.isnan(got)], ref[~np.isnan(ref)], rtol=1e-6, atol=1e-6))
+            results[engine] = {
+                "seconds": round(t_uxr, 4),
+                "mpix_per_s": round(n_pix / t_uxr / 1e6, 2),
+                "ratio_to_rasterio": round(t_base / t_uxr, 3),
+                "same_pixels_as_baseline": same,
+            }
+
+        tasks = {}
+        for n_side in (1, 2, 4, 8):
+            chunk = int(np.ceil(args.size / n_side))
+            ndvi = unique_xr_graph(catalog, region.grid, datetime, "stackstac", chunk)
+            n_chunks = ndvi.data.npartitions
+            tasks[str(n_chunks)] = len(ndvi.__dask_graph__())
+        xs = np.array([int(k) for k in tasks], float)
+        ys = np.array(list(tasks.values()), float)
+        slope, intercept = np.polyfit(xs, ys, 1)
+        linear = bool(np.max(np.abs(ys - (slope * xs + intercept))) <= 0.02 * ys.max() + 2)
+
+    import unique_xr
+
+    record = {
+        "benchmark": "search -> load -> mask -> NDVI vs rasterio direct read",
+        "command": "python benchmarks/bench_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "unique_xr_version": unique_xr.__version__,
+        "region": {"size_px": args.size, "dates": len(items), "pixels": n_pix, "chunk": args.chunk,
+                   "dask_threads": args.threads, "generate_seconds": round(t_make, 2)},
+        "baseline_rasterio": {"seconds": round(t_base, 4), "mpix_per_s": round(n_pix / t_base / 1e6, 2),
+                              "threads": 1},
+        "unique_xr": results,
+        "goal_ratio": 0.8,
+        "goal_met": {e: r["ratio_to_rasterio"] >= 0.8 for e, r in results.items()},
+        "tasks_by_chunks": tasks,
+        "tasks_per_chunk_slope": round(float(slope), 2),
+        "tasks_intercept": round(float(intercept), 2),
+        "tasks_linear_in_chunks": linear,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return record
+
+
+if __name__ == "__main__":
+    main()
