@@ -146,9 +146,16 @@ def load(
     variables = {}
     for asset in asset_specs:
         is_qa = asset.is_qa
-        raw_dtype = np.dtype(asset.dtype) if is_qa else np.dtype("float64")
-        fill = _qa_fill(asset) if is_qa else np.nan
         asset_resampling = "nearest" if asset.kind in _CATEGORICAL_KINDS else resampling
+        if is_qa:
+            raw_dtype, fill = np.dtype(asset.dtype), _qa_fill(asset)
+        elif asset_resampling == "nearest" and asset.nodata is not None and _small_int(asset.dtype):
+            # nearest keeps raw values: read them in their own dtype, fill with the raw nodata, and let
+            # to_physical's lookup table turn both into physical values / NaN (no float64 round trip)
+            raw_dtype = np.dtype(asset.dtype)
+            fill = raw_dtype.type(asset.nodata)  # a numpy scalar: stackstac checks it casts to the dtype
+        else:  # interpolating resamplers need floats; NaN marks what nothing was read into
+            raw_dtype, fill = np.dtype("float64"), np.nan
         raw, ids = stack_asset(
             records, asset, grid=grid, chunks=out_chunks, resampling=asset_resampling, dtype=raw_dtype,
             fill=fill, sign=sign, check_all_fill=on_all_fill == "raise",
@@ -178,6 +185,19 @@ def load(
     return grid.attach(ds)
 
 
+def _small_int(dtype: str) -> bool:
+    d = np.dtype(dtype)
+    return d.kind in "iu" and d.itemsize <= 2
+
+
+@functools.lru_cache(maxsize=64)
+def _physical_table(dtype: str, nodata, valid_range, scale: float, offset: float) -> np.ndarray:
+    """float32 physical value of every raw value of an 8/16-bit integer ``dtype`` (NaN where missing)."""
+    info = np.iinfo(np.dtype(dtype))
+    every = np.arange(info.min, info.max + 1, dtype=np.float64)
+    return to_physical(every, nodata=nodata, valid_range=valid_range, scale=scale, offset=offset)
+
+
 def to_physical(
     raw: np.ndarray,
     *,
@@ -198,7 +218,13 @@ def to_physical(
     ...             scale=2.75e-5, offset=-0.2)  # Landsat C2 L2 surface reflectance
     array([  nan, 0.075, 0.35 ,   nan], dtype=float32)
     """
-    values = np.asarray(raw, dtype=np.float64)
+    raw = np.asarray(raw)
+    if raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2:
+        # 8- and 16-bit rasters (all of MODIS and Landsat): one gather through a lookup table of
+        # every possible raw value, computed exactly as below; far faster than float64 arithmetic.
+        table = _physical_table(raw.dtype.str, nodata, valid_range, scale, offset)
+        return table[raw.astype(np.int32) - np.iinfo(raw.dtype).min if raw.dtype.kind == "i" else raw]
+    values = raw.astype(np.float64)
     missing = np.isnan(values)
     if nodata is not None:
         missing |= values == nodata
