@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -280,6 +281,19 @@ def _resolve_chunks(chunks: Mapping[str, int] | None, grid: GridSpec) -> dict[st
 
 
 # ===================================================================================== items
+def _absolute_href(asset) -> str:
+    """An asset's href made absolute against its item's self link — except an absolute local path.
+
+    pystac treats ``/data/x.tif`` as relative to a URL self link (an item fetched from a STAC API,
+    e.g. ``rustac serve`` over a local catalog) and would turn it into ``http://host/data/x.tif``;
+    a POSIX or Windows absolute path is already where the file is.
+    """
+    href = asset.href
+    if "://" not in href and os.path.isabs(href):
+        return href
+    return asset.get_absolute_href() or href
+
+
 def _as_item_dicts(items: Any) -> list[dict[str, Any]]:
     """Plain item dicts (absolute asset hrefs), duplicates by id dropped, from any accepted input."""
     if isinstance(items, Mapping):
@@ -301,7 +315,7 @@ def _as_item_dicts(items: Any) -> list[dict[str, Any]]:
         elif hasattr(item, "to_dict") and hasattr(item, "assets"):
             d = item.to_dict(include_self_link=False, transform_hrefs=False)
             for key, asset in item.assets.items():
-                d["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+                d["assets"][key]["href"] = _absolute_href(asset)
         else:
             raise SpecError(f"Each item must be a pystac.Item or an item dict, got {type(item).__name__}.")
         if "id" not in d or not isinstance(d.get("properties"), Mapping) or not isinstance(d.get("assets"), Mapping):
