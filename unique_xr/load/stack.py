@@ -120,10 +120,22 @@ def load(
 
     Examples
     --------
-    >>> import unique_xr as ux                                                    # doctest: +SKIP
-    >>> grid = ux.GridSpec.from_bbox((11.0, 46.0, 11.2, 46.1), resolution=500)    # doctest: +SKIP
-    >>> ds = ux.load(items, grid=grid, collection="mcd43a4", assets=["red", "nir"])  # doctest: +SKIP
-    >>> ds.red.dims                                                               # doctest: +SKIP
+    A tiny synthetic region (MODIS items on the sinusoidal grid, as on Planetary Computer), loaded
+    onto its 30 m UTM grid:
+
+    >>> import tempfile
+    >>> import unique_xr as ux
+    >>> from unique_xr.testing import SyntheticRegionSpec, make_region
+    >>> spec = SyntheticRegionSpec.square(size_px=32, seed=0, start="2023-06-01", end="2023-06-03",
+    ...                                   landsat=False, dem=False, worldcover=False, met=False)
+    >>> region = make_region(tempfile.mkdtemp(), spec)
+    >>> ds = ux.load(region.items["modis-43A4-061"], grid=region.grid, collection="mcd43a4",
+    ...              assets=["red", "nir"])
+    >>> ds.red.dims, ds.sizes["time"], ds.red.dtype
+    (('time', 'y', 'x'), 3, dtype('float32'))
+    >>> ds.red.attrs["source_asset"], ds.red.attrs["scale_factor_applied"]
+    ('Nadir_Reflectance_Band1', 0.0001)
+    >>> ds.red.dims
     ('time', 'y', 'x')
     """
     spec = get_collection(collection)
