@@ -55,6 +55,13 @@ def test_one_region_modis_and_landsat_on_one_utm_grid(tmp_path):
         found_l = ux.search("landsat-c2-l2", bbox=region.grid, datetime="2023-06-01/2023-06-17", provider=url,
                             cache=False)
         found_m = ux.search("mcd43a4", bbox=region.grid, datetime="2023-06-01/2023-06-17", provider=url, cache=False)
+        # MCD43A4 items span the 8 days after their nominal day (as on Planetary Computer): a daily product
+        # is selected by its nominal day, so 5-7 June gives those three days, not also 29 May-4 June
+        three = ux.search("mcd43a4", bbox=region.grid, datetime="2023-06-05/2023-06-07", provider=url, cache=False)
+    local = ux.search("mcd43a4", bbox=region.grid, datetime="2023-06-05/2023-06-07", provider=catalog)
+    for found in (three, local):
+        assert [i.properties["start_datetime"][:10] for i in found] == ["2023-06-05", "2023-06-06", "2023-06-07"]
+        assert found[0].properties["end_datetime"][:10] == "2023-06-12"
     assert {i.id for i in found_l} == {it["id"] for it in region.items["landsat-c2-l2"]}
     assert len(found_m) == 17
     with raise_if_dask_computes():

@@ -429,7 +429,8 @@ def search(
         cached = _read_cache(path, spec)
         if cached is not None:
             return cached
-    found = _search_api(spec, retries=retries, backoff_factor=backoff_factor, timeout=timeout)
+    found = [it for it in _search_api(spec, retries=retries, backoff_factor=backoff_factor, timeout=timeout)
+             if _nominal_day_in_range(it.to_dict(include_self_link=False, transform_hrefs=False), spec)]
     if not found:
         raise EmptySearchError(_empty_message(spec))
     result = pystac.ItemCollection(_sorted(found), extra_fields={"unique_xr:search": spec.to_dict()})
@@ -598,10 +599,31 @@ def _item_interval(props: Mapping[str, Any]) -> tuple[_dt.datetime | None, _dt.d
     return (_parse_instant(start, end=False) if start else None, _parse_instant(end, end=False) if end else None)
 
 
+def _nominal_day_in_range(item: Mapping[str, Any], spec: SearchSpec) -> bool:
+    """For daily products, whether the item's nominal day (``start_datetime``, else ``datetime``) is in range.
+
+    A STAC API returns every item whose [start, end] interval *overlaps* the query. For daily
+    products that is too much: Planetary Computer's MCD43A4 items span the 8 days after their
+    nominal date (A2025061 -> 2025-03-02 to 03-09), so a search for 1-3 June would also bring the
+    daily maps of 25-31 May. Composites (8-day, 16-day, yearly) keep the overlap rule.
+    """
+    if spec.datetime is None or spec.collection_spec.cadence != "daily":
+        return True
+    props = item.get("properties", {})
+    nominal = props.get("start_datetime") or props.get("datetime")
+    if not nominal:
+        return False
+    when = _parse_instant(nominal, end=False)
+    return (spec.start is None or when >= spec.start) and (spec.end is None or when <= spec.end)
+
+
 def _matches_time(item: Mapping[str, Any], spec: SearchSpec) -> bool:
-    """STAC API semantics: the item's instant, or its [start, end] interval, overlaps the query range."""
+    """STAC API semantics: the item's instant, or its [start, end] interval, overlaps the query range
+    (and, for daily products, the nominal day lies in the range: see :func:`_nominal_day_in_range`)."""
     if spec.datetime is None:
         return True
+    if not _nominal_day_in_range(item, spec):
+        return False
     item_start, item_end = _item_interval(item.get("properties", {}))
     if item_start is None or item_end is None:
         return False

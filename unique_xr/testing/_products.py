@@ -417,8 +417,10 @@ def _modis_item(world, day, noon, h, v, rs, cs, nbar, qa, root, writer) -> dict[
     geometry, bbox = _geojson(*transformer(MODIS_WKT, "EPSG:4326").transform(sx, sy))
     corners = [[right, bottom], [right, top], [left, top], [left, bottom], [right, bottom]]
     properties = {
-        "datetime": _iso(noon), "start_datetime": f"{day.isoformat()}T00:00:00Z",
-        "end_datetime": f"{day.isoformat()}T23:59:59.999000Z", "platform": "", "instruments": [],
+        # as on Planetary Computer: start = the nominal day (A<yyyyddd>), end = 7 days later, datetime midway
+        "datetime": f"{(day + dt.timedelta(days=3)).isoformat()}T23:59:59.999500Z",
+        "start_datetime": f"{day.isoformat()}T00:00:00Z",
+        "end_datetime": f"{(day + dt.timedelta(days=7)).isoformat()}T23:59:59.999000Z", "platform": "", "instruments": [],
         "proj:epsg": None, "proj:wkt2": MODIS_WKT, "proj:shape": [ny, nx],
         "proj:transform": list(transform)[:6], "proj:geometry": {"type": "Polygon", "coordinates": [corners]},
         "modis:tile-id": f"51{h:03d}{v:03d}", "modis:horizontal-tile": h, "modis:vertical-tile": v,
