@@ -84,5 +84,11 @@ def test_nesting_and_token():
     assert fine.coarsen_factor(coarse) == 16
     with pytest.raises(GridError):
         fine.coarsen_factor(GridSpec(crs="EPSG:32633", resolution=500, bounds=(0, 0, 500, 500)))
+    with pytest.raises(GridError, match="pixel edges"):  # 300 m cells offset by half a fine pixel
+        GridSpec(crs="EPSG:32633", resolution=30, bounds=(0, 0, 600, 600)).coarsen_factor(
+            GridSpec(crs="EPSG:32633", resolution=300, bounds=(15, 15, 315, 315)))
+    with pytest.raises(GridError):
+        fine.coarsen_factor(GridSpec(crs="EPSG:32632", resolution=480, bounds=(0, 0, 480, 480)))
+    assert fine.refine(3).coarsen_factor(fine) == 3
     assert tokenize(fine) == tokenize(GridSpec.from_dict(fine.to_dict()))
     assert tokenize(fine) != tokenize(coarse)

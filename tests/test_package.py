@@ -40,3 +40,22 @@ def test_lazy_public_api():
     assert callable(unique_xr.get_collection)
     with pytest.raises(AttributeError):
         unique_xr.no_such_name  # noqa: B018
+
+
+def test_subpackages_are_callable_and_expose_submodules_in_a_fresh_session():
+    code = (
+        "import unique_xr as ux; "
+        "assert callable(ux.search) and callable(ux.load); "
+        "assert callable(ux.search.stac.planetary_computer_signer); "
+        "assert ux.load.stack.load is not None; "
+        "assert ux.search.collections.get_collection('mcd43a4').name == 'mcd43a4'; "
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    import unique_xr as ux
+
+    with pytest.raises(AttributeError):
+        ux.search.no_such_submodule  # noqa: B018
+    with pytest.raises(TypeError):  # the call reaches unique_xr.load.stack.load, which needs its arguments
+        ux.load()

@@ -93,3 +93,35 @@ def test_sample_items_are_the_shipped_real_metadata():
     items = json.loads((SAMPLE / "items.json").read_text())["features"]
     assert [it["properties"]["datetime"][:10] for it in items] == ["2019-01-14", "2019-01-30"]
     assert all(it["properties"]["proj:epsg"] == 32623 for it in items)
+
+
+def test_latest_valid_keeps_the_newest_map_and_fills_its_gaps(backend):
+    """Two years of land cover: 2021 wins where it has data, 2020 fills its gaps; codes never mix."""
+    from unique_xr.pipeline import latest_valid
+
+    y2020 = np.array([[40.0, 40.0], [30.0, np.nan]], "f4")
+    y2021 = np.array([[10.0, np.nan], [np.nan, np.nan]], "f4")
+    da = xr.DataArray(np.stack([y2020, y2021]), dims=("time", "y", "x"),
+                      coords={"time": np.array(["2020-01-01", "2021-01-01"], "datetime64[ns]")})
+    if backend == "dask":
+        da = da.chunk({"time": 1})
+    with raise_if_dask_computes():
+        out = latest_valid(da)
+    np.testing.assert_array_equal(out.values, [[10.0, 40.0], [30.0, np.nan]])
+    assert out.dims == ("y", "x") and "time" not in out.coords
+
+
+def test_planetary_computer_jobs_sign_their_reads(monkeypatch):
+    import unique_xr.search.stac as stac
+    from unique_xr.pipeline import _signer
+
+    def signer(href):
+        return href + "?signed"
+
+    monkeypatch.setattr(stac, "signer_for", lambda provider: signer if provider == "planetary-computer" else None)
+    pc = DataLayerSpec(grid=SAMPLE_GRID, datetime="2019-01-14/2019-01-30")
+    assert pc.provider == "planetary-computer" and _signer(pc) is signer
+    own = DataLayerSpec(grid=SAMPLE_GRID, datetime="2019-01-14/2019-01-30", sign=str.upper)
+    assert _signer(own) is str.upper
+    local = DataLayerSpec(grid=SAMPLE_GRID, datetime="2019-01-14/2019-01-30", provider=str(SAMPLE / "items.json"))
+    assert _signer(local) is None

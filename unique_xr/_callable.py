@@ -21,5 +21,15 @@ def make_callable(module_name: str, target: str) -> None:
         def __call__(self, *args, **kwargs):
             return getattr(importlib.import_module(mod_path), func_name)(*args, **kwargs)
 
+        def __getattr__(self, name: str):
+            # submodules on first use: `unique_xr.search.stac.signer_for` works in a fresh session
+            if not name.startswith("_"):
+                try:
+                    return importlib.import_module(f"{self.__name__}.{name}")
+                except ModuleNotFoundError as err:
+                    if err.name != f"{self.__name__}.{name}":
+                        raise
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+
     _CallableModule.__call__.__doc__ = f"Call :func:`{mod_path}.{func_name}`."
     sys.modules[module_name].__class__ = _CallableModule

@@ -1,4 +1,4 @@
-"""The ``.gpp`` accessor on xarray Datasets and DataArrays.
+"""The ``.gpp`` accessor on xarray Datasets (DataArrays get one when a method needs it).
 
 Each method only hands off to a function in the pipeline modules; the accessor holds the object
 and nothing else (xarray caches accessors and hides errors raised in ``__init__``).
@@ -33,11 +33,3 @@ class GppDatasetAccessor:
         from unique_xr.load.cache import to_zarr
 
         return to_zarr(self._obj, store, **kwargs)
-
-
-@xr.register_dataarray_accessor("gpp")
-class GppDataArrayAccessor:
-    """``da.gpp``: unique_xr operations on a single variable."""
-
-    def __init__(self, obj: xr.DataArray) -> None:
-        self._obj = obj

@@ -121,10 +121,10 @@ class GridSpec:
         ``anchor="center"`` puts pixel *centres* there, as the Landsat Collection 2 grids do
         (edges at 15 m offsets for 30 m pixels), so a Landsat scene loads without resampling.
         """
-        res = float(resolution)
-        shift = res / 2 if anchor == "center" else 0.0
         if anchor not in ("edge", "center"):
             raise GridError(f"anchor must be 'edge' or 'center', got {anchor!r}")
+        res = float(resolution)
+        shift = res / 2 if anchor == "center" else 0.0
         left, bottom, right, top = (b + shift for b in bounds)
         snapped = (
             math.floor(left / res + _TOL) * res - shift,
@@ -275,13 +275,24 @@ class GridSpec:
         return cls(crs=crs, resolution=res, bounds=tuple(float(b) for b in bounds))
 
     def coarsen_factor(self, other: GridSpec) -> int:
-        """Integer factor by which ``other`` is coarser than this grid, checking they nest exactly."""
+        """Integer factor by which ``other`` is coarser than this grid, checking they nest exactly.
+
+        Nesting means: same CRS, ``other.resolution`` a whole multiple of this one, and every coarse
+        pixel edge on a fine pixel edge (so each coarse cell is exactly ``k x k`` fine cells).
+        """
         ratio = other.resolution / self.resolution
-        if abs(ratio - round(ratio)) > _TOL or other.crs != self.crs:
+        if other.crs != self.crs or ratio < 1 or abs(ratio - round(ratio)) > _TOL:
             raise GridError(
                 f"Grid of {other.resolution} {other.crs} does not nest in {self.resolution} {self.crs}: "
                 "the coarse resolution must be a whole multiple of the fine one, in the same CRS."
             )
+        for mine, theirs in zip(self.bounds, other.bounds):
+            offset = (theirs - mine) / self.resolution
+            if abs(offset - round(offset)) > _TOL:
+                raise GridError(
+                    f"Grid bounds {other.bounds} are not on pixel edges of {self.bounds} at {self.resolution}: "
+                    "the coarse cells would straddle fine pixels. Snap the coarse bounds to the fine grid."
+                )
         return int(round(ratio))
 
     def refine(self, factor: int) -> GridSpec:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from unique_xr.errors import SpecError
 from unique_xr.grid import GridSpec
 
-__all__ = ["DataLayerSpec", "DataLayerResult", "build_data_layer", "run_data_layer", "run_demo"]
+__all__ = ["DataLayerSpec", "DataLayerResult", "build_data_layer", "latest_valid", "run_data_layer", "run_demo"]
 
 LANDSAT_ASSETS = ("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")
 MODIS_ASSETS = tuple(f"Nadir_Reflectance_Band{b}" for b in (1, 2, 3, 6)) + tuple(
@@ -80,6 +80,27 @@ def _chunks(spec: DataLayerSpec) -> dict[str, int]:
     return {"time": 1, "y": spec.chunksize, "x": spec.chunksize}
 
 
+def _signer(spec: DataLayerSpec):
+    """The spec's signing hook, else the provider's own (Planetary Computer needs one), else None."""
+    if spec.sign is not None:
+        return spec.sign
+    from unique_xr.search.stac import signer_for
+
+    return signer_for(spec.provider)
+
+
+def latest_valid(da):
+    """``(time, y, x)`` -> ``(y, x)``: per pixel, the most recent non-missing value (lazy).
+
+    For static layers found at any date (a DEM, yearly land cover): the newest map wins and older
+    ones only fill its gaps. Unlike a max over time, class codes of different years never mix.
+    """
+    out = da.isel(time=-1, drop=True)
+    for i in range(da.sizes["time"] - 2, -1, -1):
+        out = out.fillna(da.isel(time=i, drop=True))
+    return out
+
+
 def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
     """Build the lazy cubes of the data layer (nothing is computed). Returns ``{name: Dataset}``."""
     import xarray as xr
@@ -93,7 +114,7 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
     from unique_xr.search.stac import search
 
     grid, bbox = spec.grid, spec.grid.bounds_latlon
-    common = dict(engine=spec.engine, chunks=_chunks(spec), sign=spec.sign)
+    common = dict(engine=spec.engine, chunks=_chunks(spec), sign=_signer(spec))
 
     def _search(collection: str, *, static: bool = False):
         # static layers (DEM, yearly land cover) are searched at any date: their nominal date is not the period's
@@ -113,14 +134,14 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
     if spec.dem_collection:
         dem = load(_search(spec.dem_collection, static=True), grid=grid, collection=spec.dem_collection,
                    resampling="bilinear", **common)
-        static.append(terrain(dem["elevation"].max("time")))
+        static.append(terrain(latest_valid(dem["elevation"])))
     if spec.landcover_collection:
         classes = ESA_WORLDCOVER_CLASSES if spec.landcover_collection == "esa-worldcover" else IO_LULC_CLASSES
         fine = grid.refine(3)  # 10 m cells nested in the 30 m grid: fractions are exact counts
         lc = load(_search(spec.landcover_collection, static=True), grid=fine, collection=spec.landcover_collection,
                   resampling="nearest", **{**common, "chunks": {"time": 1, "y": 3 * spec.chunksize,
                                                                 "x": 3 * spec.chunksize}})
-        static.append(landcover_fractions(lc["landcover"].max("time"), grid, classes))
+        static.append(landcover_fractions(latest_valid(lc["landcover"]), grid, classes))
     if static:
         cubes["static_30m"] = xr.merge(static, compat="no_conflicts", join="exact", combine_attrs="drop_conflicts")
     if spec.met_path:

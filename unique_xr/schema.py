@@ -8,7 +8,7 @@ here are called at stage boundaries so a mistake is caught where it is made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -108,8 +108,6 @@ def check_range(values: np.ndarray, name: str, valid_range: tuple[float, float] 
         )
 
 
-def merge_attrs(*attrs: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for a in attrs:
-        out.update(a)
-    return out
+def is_dask(obj) -> bool:
+    """Whether an xarray object is backed by Dask (and so must stay lazy)."""
+    return obj.chunks is not None

@@ -26,7 +26,7 @@ import xarray as xr
 
 from unique_xr.errors import CRSError, GridError, SpecError
 from unique_xr.grid import GridSpec
-from unique_xr.schema import cf_attrs
+from unique_xr.schema import cf_attrs, is_dask
 
 __all__ = ["slope_degrees", "terrain", "landcover_fractions", "static_layers"]
 
@@ -153,9 +153,6 @@ def _resolution_from_coords(da: xr.DataArray) -> tuple[float, float]:
     return float(abs(x[1] - x[0])), float(abs(y[1] - y[0]))
 
 
-def _is_dask(da: xr.DataArray) -> bool:
-    return da.chunks is not None
-
 
 # ---------------------------------------------------------------------------------------------
 # terrain
@@ -215,7 +212,7 @@ def terrain(elevation: xr.DataArray) -> xr.Dataset:
             )
     dx, dy = _resolution_from_coords(da)
     z = _elevation_float(da)
-    if _is_dask(z):
+    if is_dask(z):
         import dask.array as dsa
 
         slope_data = dsa.map_overlap(
@@ -360,7 +357,7 @@ def _check_overlap(crs_src, transform, shape, grid: GridSpec) -> None:
 
 def _align_chunks(fine: xr.DataArray, ky: int, kx: int) -> xr.DataArray:
     """Rechunk Dask data so chunk sizes are whole multiples of the coarsening factors."""
-    if not _is_dask(fine):
+    if not is_dask(fine):
         return fine
     cy, cx = max(fine.chunks[0]), max(fine.chunks[1])
     return fine.chunk({"y": max(ky, (cy // ky) * ky), "x": max(kx, (cx // kx) * kx)})

@@ -651,7 +651,7 @@ def _any_clear_gate(combined: xr.DataArray, fill: xr.DataArray, what: str):
     """Raise now (numpy) or return a 0-d Dask array that raises at compute time when nothing is clear."""
     shape = dict(combined.sizes)
     n_total = int(combined.size)
-    if not _is_dask(combined):
+    if not schema.is_dask(combined):
         n_clear = int(np.count_nonzero(combined.values))
         _raise_if_none_clear(n_clear, int(np.count_nonzero(fill.values)), n_total=n_total, shape=shape, what=what)
         return None
@@ -673,16 +673,13 @@ def _gated(mask: xr.DataArray, ok) -> xr.DataArray:
     import dask.array as dsa
 
     index = tuple(f"d{i}" for i in range(mask.ndim))
-    data = mask.data if _is_dask(mask) else dsa.from_array(mask.values, chunks=-1)
+    data = mask.data if schema.is_dask(mask) else dsa.from_array(mask.values, chunks=-1)
     gated = dsa.blockwise(
         _pass_mask, index, data, index, ok, (), dtype=bool, meta=np.empty((0,) * mask.ndim, dtype=bool),
         token="after-all-masked-check",
     )
     return mask.copy(data=gated)
 
-
-def _is_dask(da: xr.DataArray) -> bool:
-    return da.chunks is not None
 
 
 def apply_qa_mask(
