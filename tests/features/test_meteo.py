@@ -217,6 +217,21 @@ def test_era5_land_since_midnight_accumulations(tmp_path):
     assert wrong["precipitation"].values[0, r, c] > 100
 
 
+def test_lazy_file_without_telling_attributes_asks_how_it_accumulates(tmp_path):
+    """A lazily opened hourly file that names neither ERA5 nor ERA5-Land: no guessing."""
+    from unique_xr.errors import SpecError
+
+    path = tmp_path / "anonymous.nc"
+    ds = make_reanalysis(era5_land=True)
+    ds.attrs = {}
+    ds.to_netcdf(path)
+    with pytest.raises(SpecError, match="since_midnight"):
+        daily_drivers(path, GRID, variables=("precipitation",))
+    r, c = NODE_PIXEL
+    told = daily_drivers(path, GRID, variables=("precipitation",), accumulation="since_midnight")
+    np.testing.assert_allclose(told["precipitation"].values[:, r, c], [24.0, 12.0], rtol=1e-5)
+
+
 def test_daily_input_and_long_names_and_time_selection():
     ds = make_reanalysis(long_names=True)
     out = daily_drivers(ds, GRID, time=("2020-07-02", "2020-07-02"))

@@ -402,9 +402,17 @@ def _accumulation_kind(ds: xr.DataArray, da: xr.DataArray, accumulation: Accumul
     text = " ".join(str(v) for attrs in (ds.attrs, da.attrs) for v in attrs.values()).lower()
     if "era5-land" in text or "era5_land" in text or "era5land" in text:
         return "since_midnight"
-    if da.chunks is None and _looks_since_midnight(da, step):
-        return "since_midnight"
-    return "per_step"
+    if da.chunks is None:  # in memory: the values tell (a running total that resets at 00 UTC)
+        return "since_midnight" if _looks_since_midnight(da, step) else "per_step"
+    if "era5" in text:  # ERA5 proper (the Land variant was caught above): per-step accumulations
+        return "per_step"
+    raise SpecError(
+        f"Cannot tell how {da.name!r} accumulates without reading it: its attributes name neither ERA5 nor "
+        "ERA5-Land, and the data are lazy. Summing ERA5-Land's running totals as if they were hourly "
+        "amounts would multiply daily precipitation and radiation several times, so unique_xr will not "
+        "guess. Pass accumulation='per_step' (ERA5: each step holds the amount of that hour) or "
+        "accumulation='since_midnight' (ERA5-Land: totals since 00 UTC) to daily_drivers()."
+    )
 
 
 def _daily_total(da: xr.DataArray, kind: str, step: pd.Timedelta) -> tuple[xr.DataArray, pd.DatetimeIndex]:
