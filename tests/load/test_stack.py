@@ -422,3 +422,28 @@ def test_readers_survive_pickling_to_dask_workers():
     copy_ = pickle.loads(pickle.dumps(reader))
     assert (copy_.sign, copy_.check_all_fill, copy_.nodata, copy_.url.item_id) == (str.upper, False, 0, "LC09_a")
     assert copy_.errors_as_nodata == ()  # read errors are never turned into fill
+
+
+def test_item_whose_footprint_misses_the_grid_is_left_out(tmp_path):
+    """Raster rectangles overlap the grid, but one item's valid-data geometry does not: no NaN time step."""
+    import copy
+
+    from unique_xr.testing.synthetic import SyntheticRegionSpec, make_region
+
+    spec = SyntheticRegionSpec.square(size_px=64, seed=2, start="2023-06-01", end="2023-06-17", modis=False,
+                                      dem=False, worldcover=False, met=False, cloud_fraction=0.0,
+                                      scene_edge_probability=0.0)
+    region = make_region(tmp_path, spec)
+    first, second = (copy.deepcopy(it) for it in region.items["landsat-c2-l2"])
+    # the second scene's valid data only covers a sliver in the north-east corner of the region
+    w, s, e, n = region.grid.bounds_latlon
+    corner = [[e - 0.001, n - 0.001], [e + 0.01, n - 0.001], [e + 0.01, n + 0.01], [e - 0.001, n - 0.001]]
+    second["geometry"] = {"type": "Polygon", "coordinates": [corner]}
+    sw = GridSpec(crs=region.grid.crs, resolution=30.0,
+                  bounds=(region.grid.bounds[0], region.grid.bounds[1],
+                          region.grid.bounds[0] + 900.0, region.grid.bounds[1] + 900.0))
+    ds = load([first, second], grid=sw, collection="landsat-c2-l2", assets=["red"])
+    assert ds.sizes["time"] == 1 and ds.attrs["item_ids"] == [first["id"]]
+    assert np.isfinite(ds.red.values).all()
+    # the whole region still overlaps both footprints' rectangles and the first geometry: both kept
+    assert load([first, second], grid=region.grid, collection="landsat-c2-l2", assets=["red"]).sizes["time"] == 2

@@ -399,7 +399,7 @@ def _prepare_items(item_dicts, asset_specs, grid: GridSpec) -> list[_ItemRecord]
         footprints = {
             a.key: _overlap_or_none(_asset_footprint(d, a.key, grid), grid) for a in asset_specs
         }
-        if any(fp is not None for fp in footprints.values()):
+        if any(fp is not None for fp in footprints.values()) and not _geometry_misses_grid(d, grid):
             records.append(_ItemRecord(id=d["id"], time=time, composite=composite, item=d, footprints=footprints))
     if not records:
         boxes = [d.get("bbox") for d in item_dicts[:5]]
@@ -411,6 +411,27 @@ def _prepare_items(item_dicts, asset_specs, grid: GridSpec) -> list[_ItemRecord]
         )
     records.sort(key=lambda r: (r.time, r.id))
     return records
+
+
+def _geometry_misses_grid(d: Mapping[str, Any], grid: GridSpec) -> bool:
+    """Whether the item's ``geometry`` (its valid-data footprint) lies wholly outside the grid.
+
+    The raster rectangle (``proj:transform`` x ``proj:shape``) of a Landsat scene is far larger than
+    its tilted valid-data footprint; an item whose rectangle touches the grid but whose footprint
+    does not would otherwise become an all-NaN time step. Unreadable geometries keep the item.
+    """
+    geometry = d.get("geometry")
+    if not geometry:
+        return False
+    try:
+        from odc.geo.geom import Geometry, box
+
+        footprint = Geometry(geometry, "EPSG:4326").to_crs(grid.crs, resolution=grid.resolution * 32)
+        if footprint.is_empty or not footprint.is_valid:
+            return False
+        return not footprint.intersects(box(*grid.bounds, grid.crs))
+    except Exception:  # noqa: BLE001 - a geometry we cannot project is no reason to drop data
+        return False
 
 
 def _group_items(records: list[_ItemRecord], groupby, grid: GridSpec) -> list[list[str]]:
