@@ -92,3 +92,44 @@ def test_nesting_and_token():
     assert fine.refine(3).coarsen_factor(fine) == 3
     assert tokenize(fine) == tokenize(GridSpec.from_dict(fine.to_dict()))
     assert tokenize(fine) != tokenize(coarse)
+
+
+# ------------------------------------------------------------------------ properties (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from unique_xr.testing.strategies import bounds_within, grids  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(grids())
+def test_any_grid_roundtrips_through_xarray_and_dict(grid):
+    ds = grid.attach(xr.Dataset({"v": (("y", "x"), np.zeros(grid.shape, "f4"))}))
+    assert GridSpec.from_xarray(ds) == grid if min(grid.shape) >= 2 else True
+    assert GridSpec.from_dict(grid.to_dict()) == grid
+    assert len(grid.x) == grid.shape[1] and len(grid.y) == grid.shape[0]
+    assert np.all(np.diff(grid.x) > 0) and np.all(np.diff(grid.y) < 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_from_bounds_snaps_outward_to_whole_pixels(data):
+    grid = data.draw(grids())
+    raw = data.draw(bounds_within(grid))
+    anchor = data.draw(st.sampled_from(["edge", "center"]))
+    snapped = GridSpec.from_bounds(raw, crs=grid.crs, resolution=grid.resolution, anchor=anchor)
+    left, bottom, right, top = snapped.bounds
+    tol = 1e-6 * grid.resolution
+    assert left <= raw[0] + tol and bottom <= raw[1] + tol and right >= raw[2] - tol and top >= raw[3] - tol
+    # never more than one pixel of slack on a side
+    assert raw[0] - left < grid.resolution + tol and right - raw[2] < grid.resolution + tol
+    edge = snapped.x[0] - grid.resolution / 2 if anchor == "edge" else snapped.x[0]
+    assert abs(edge / grid.resolution - round(edge / grid.resolution)) < 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(grids(max_pixels=20), st.integers(1, 5))
+def test_refined_grids_nest(grid, k):
+    fine = grid.refine(k)
+    assert fine.coarsen_factor(grid) == k
+    assert fine.shape == (grid.shape[0] * k, grid.shape[1] * k)

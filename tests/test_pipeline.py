@@ -62,6 +62,10 @@ def test_demo_landsat_values_are_the_real_pixels(demo_run):
     np.testing.assert_allclose(red[clear], expected[clear], rtol=0, atol=1e-6)
     assert np.isnan(red[~clear]).all()
     nir = ds["nir"].isel(time=0).values
+    with rasterio.open(SAMPLE / "LC08_L2SP_218074_20190114_20200829_02_T1_SR_B5.tif") as src:
+        dn5 = src.read(1).astype(np.float64)
+    ok = clear & (dn5 >= 7273) & (dn5 <= 43636)
+    np.testing.assert_allclose(nir[ok], (dn5 * 2.75e-5 - 0.2).astype(np.float32)[ok], rtol=0, atol=1e-6)
     ndvi = ds["ndvi"].isel(time=0).values
     np.testing.assert_allclose(ndvi[clear], ((nir - red) / (nir + red))[clear], rtol=1e-5)
 

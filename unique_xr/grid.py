@@ -83,10 +83,13 @@ class GridSpec:
             raise GridError(f"resolution must be a number, got {self.resolution!r}") from err
         if not math.isfinite(res) or res <= 0:
             raise GridError(f"resolution must be a positive finite number of CRS units, got {self.resolution!r}")
+        # canonical floats (nm for the pixel size, um for bounds) so that grids recovered from
+        # coordinates compare equal and tokenize identically to the grid they came from
+        res = round(res, 9)
         object.__setattr__(self, "resolution", res)
         if len(self.bounds) != 4:
             raise GridError(f"bounds must be (left, bottom, right, top), got {self.bounds!r}")
-        left, bottom, right, top = (float(b) for b in self.bounds)
+        left, bottom, right, top = (round(float(b), 6) for b in self.bounds)
         if not all(math.isfinite(b) for b in (left, bottom, right, top)):
             raise GridError(f"bounds must be finite, got {self.bounds!r}")
         if right <= left or top <= bottom:
@@ -102,8 +105,12 @@ class GridSpec:
                     f"Snap the bounds to the resolution, e.g. GridSpec.from_bounds({self.bounds!r}, "
                     f"crs={self.crs!r}, resolution={res}) snaps outward."
                 )
+        ny, nx = int(round(height)), int(round(width))
+        # right/bottom follow from left/top and the pixel count, so any grid rebuilt from its pixel
+        # centres (GridSpec.from_xarray) has exactly the same bounds
+        right, bottom = round(left + nx * res, 6), round(top - ny * res, 6)
         object.__setattr__(self, "bounds", (left, bottom, right, top))
-        object.__setattr__(self, "_shape", (int(round(height)), int(round(width))))
+        object.__setattr__(self, "_shape", (ny, nx))
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -268,9 +275,10 @@ class GridSpec:
         x, y = np.asarray(obj.x), np.asarray(obj.y)
         if x.size < 2 or y.size < 2:
             raise GridError("Need at least 2 pixels along x and y to recover a grid.")
-        res = float(x[1] - x[0])
-        if not np.isclose(float(y[0] - y[1]), res):
-            raise GridError(f"Pixels are not square or y is not decreasing: dx={res}, dy={float(y[0]-y[1])}")
+        res = float(x[-1] - x[0]) / (x.size - 1)
+        dy = float(y[0] - y[-1]) / (y.size - 1)
+        if not np.isclose(dy, res):
+            raise GridError(f"Pixels are not square or y is not decreasing: dx={res}, dy={dy}")
         bounds = (x[0] - res / 2, y[-1] - res / 2, x[-1] + res / 2, y[0] + res / 2)
         return cls(crs=crs, resolution=res, bounds=tuple(float(b) for b in bounds))
 
