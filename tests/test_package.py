@@ -59,3 +59,26 @@ def test_subpackages_are_callable_and_expose_submodules_in_a_fresh_session():
         ux.search.no_such_submodule  # noqa: B018
     with pytest.raises(TypeError):  # the call reaches unique_xr.load.stack.load, which needs its arguments
         ux.load()
+
+
+def test_a_missing_stac_stack_is_named_when_used():
+    """Without the `stac` extra, importing works and the first use says what to install."""
+    code = (
+        "import sys; sys.modules['stackstac'] = None; sys.modules['pystac_client'] = None\n"
+        "import unique_xr as ux\n"
+        "from unique_xr.errors import MissingDependencyError\n"
+        "from unique_xr.testing.recorded import recorded_items\n"
+        "grid = ux.GridSpec.from_bbox((178.7, -17.4, 178.9, -17.2), resolution=500)\n"
+        "for call in (lambda: ux.load(recorded_items('mcd43a4'), grid=grid, collection='mcd43a4'),\n"
+        "             lambda: ux.search('mcd43a4', bbox=(0, 0, 1, 1), datetime='2020-01-01',\n"
+        "                               provider='http://127.0.0.1:9')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except MissingDependencyError as err:\n"
+        "        assert \"unique_xr[stac]\" in str(err), err\n"
+        "    else:\n"
+        "        raise SystemExit('no error')\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
