@@ -11,7 +11,7 @@ import copy
 import functools
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 from unique_xr.errors import CRSError, SpecError, UnknownAssetError
 from unique_xr.grid import GridSpec
 from unique_xr.search.collections import AssetSpec, CollectionSpec
+from unique_xr.search.spec import bbox_2d
 
 _BBox = tuple[float, float, float, float]
 
@@ -263,12 +264,12 @@ def _asset_footprint(d: Mapping[str, Any], key: str, grid: GridSpec) -> _BBox | 
         xs, ys = Affine(*transform[:6]) @ (cols, rows)
         src = crs
     elif bbox is not None:
-        left, bottom, right, top = _bbox2d(bbox)
+        left, bottom, right, top = bbox_2d(bbox)
         xs = np.concatenate([left + t * (right - left), np.full(n, right), right - t * (right - left), np.full(n, left)])
         ys = np.concatenate([np.full(n, bottom), bottom + t * (top - bottom), np.full(n, top), top - t * (top - bottom)])
         src = crs
     elif d.get("bbox") is not None:
-        west, south, east, north = _bbox2d(d["bbox"])
+        west, south, east, north = bbox_2d(d["bbox"])
         if east < west:  # crosses the antimeridian
             east += 360.0
         xs = np.concatenate([west + t * (east - west), np.full(n, east), east - t * (east - west), np.full(n, west)])
@@ -288,13 +289,6 @@ def _asset_footprint(d: Mapping[str, Any], key: str, grid: GridSpec) -> _BBox | 
         return None
     pad = 2 * grid.resolution
     return (float(gx[ok].min()) - pad, float(gy[ok].min()) - pad, float(gx[ok].max()) + pad, float(gy[ok].max()) + pad)
-
-
-def _bbox2d(bbox: Sequence[float]) -> _BBox:
-    """``(minx, miny, maxx, maxy)`` of a 2D or 3D STAC bbox."""
-    if len(bbox) == 6:
-        return (bbox[0], bbox[1], bbox[3], bbox[4])
-    return tuple(bbox[:4])
 
 
 def _overlap_or_none(bounds: _BBox | None, grid: GridSpec) -> _BBox | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
-from unique_xr.search.spec import SearchSpec, _format_instant, _parse_instant
+from unique_xr.search.spec import SearchSpec, _format_instant, _parse_instant, bbox_2d
 
 __all__ = ["read_local_items", "search_local"]
 
@@ -128,8 +128,7 @@ def _matches_bbox(item: Mapping[str, Any], spec: SearchSpec) -> bool:
     ib = item.get("bbox")
     if not ib or len(ib) < 4:
         return False
-    w, s, e, n = (ib[0], ib[1], ib[3], ib[4]) if len(ib) == 6 else tuple(ib[:4])
-    return bool(box(w, s, e, n).intersects(query))
+    return bool(box(*bbox_2d(ib)).intersects(query))
 
 
 _QUERY_OPS: dict[str, Callable[[Any, Any], bool]] = {

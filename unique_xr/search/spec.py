@@ -104,6 +104,13 @@ def _normalise_datetime(value: Any) -> str | None:
     return f"{_format_instant(start)}/{_format_instant(end)}"
 
 
+def bbox_2d(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    """``(minx, miny, maxx, maxy)`` of a 2D or 3D (``[w, s, zmin, e, n, zmax]``) STAC bbox."""
+    if len(bbox) == 6:
+        return (bbox[0], bbox[1], bbox[3], bbox[4])
+    return tuple(bbox[:4])
+
+
 def _normalise_bbox(bbox: Any) -> tuple[float, float, float, float]:
     if hasattr(bbox, "bounds_latlon"):  # a GridSpec: the lon/lat box that covers it
         bbox = bbox.bounds_latlon
