@@ -88,11 +88,19 @@ def validate_cube(ds, *, static: bool = False) -> None:
             raise ValueError(f"Cube is missing dimension {dim!r}; it has {tuple(ds.dims)} and needs {want}.")
 
 
-def check_range(values: np.ndarray, name: str, valid_range: tuple[float, float] | None = None, *, what: str = "") -> None:
+def check_range(
+    values: np.ndarray,
+    name: str,
+    valid_range: tuple[float, float] | None = None,
+    *,
+    what: str = "",
+    message: str | None = None,
+) -> None:
     """Raise :class:`UnitsError` when finite ``values`` fall far outside the valid range of ``name``.
 
     Catches unit mistakes (reflectance left as integer DN, Kelvin given as Celsius, a scale applied
-    twice). Only the median is tested, so a few bad pixels do not trip it.
+    twice). Only the median is tested, so a few bad pixels do not trip it. ``message``, if given,
+    replaces the default text; ``{median}`` in it is filled with the median seen.
     """
     lo, hi = valid_range if valid_range is not None else VARIABLES[name]["valid_range"]
     finite = values[np.isfinite(values)]
@@ -100,6 +108,8 @@ def check_range(values: np.ndarray, name: str, valid_range: tuple[float, float] 
         return
     med = float(np.median(finite))
     if not (lo <= med <= hi):
+        if message is not None:
+            raise UnitsError(message.format(median=med))
         units = VARIABLES.get(name, {}).get("units", "?")
         raise UnitsError(
             f"{what or name}: median value {med:.4g} is outside the valid range [{lo}, {hi}] {units}. "

@@ -43,7 +43,7 @@ import xarray as xr
 
 from unique_xr.errors import GridError, MissingVariableError, SpecError, UnitsError
 from unique_xr.grid import GridSpec
-from unique_xr.schema import cf_attrs
+from unique_xr.schema import cf_attrs, check_range
 
 __all__ = [
     "open_reanalysis",
@@ -295,11 +295,7 @@ def _units(da: xr.DataArray) -> str:
 
 def _check_block(block: np.ndarray, lo: float, hi: float, message: str) -> np.ndarray:
     """Kernel: return ``block`` unchanged, or raise UnitsError when its finite median is outside [lo, hi]."""
-    finite = block[np.isfinite(block)]
-    if finite.size:
-        med = float(np.median(finite))
-        if not lo <= med <= hi:
-            raise UnitsError(message.format(median=med))
+    check_range(block, "", (lo, hi), message=message)
     return block
 
 
