@@ -254,26 +254,25 @@ class SyntheticRegionSpec:
         return cls.around(lonlat=lonlat, shape=(size_px, size_px), seed=seed, **kwargs)
 
     # ------------------------------------------------------------------ derived
+    def _every(self, step_days: int) -> tuple[dt.date, ...]:
+        """``start``, ``start + step``, ... up to ``end``."""
+        n = (self.end - self.start).days // step_days + 1
+        return tuple(self.start + dt.timedelta(days=i * step_days) for i in range(n))
+
     @property
     def landsat_dates(self) -> tuple[dt.date, ...]:
         """Local acquisition dates of the Landsat scenes."""
-        if not self.landsat:
-            return ()
-        n = (self.end - self.start).days // self.landsat_every_days + 1
-        return tuple(self.start + dt.timedelta(days=i * self.landsat_every_days) for i in range(n))
+        return self._every(self.landsat_every_days) if self.landsat else ()
 
     @property
     def modis_dates(self) -> tuple[dt.date, ...]:
         """Days with MCD43A4 items."""
-        if not self.modis:
-            return ()
-        n = (self.end - self.start).days // self.modis_every_days + 1
-        return tuple(self.start + dt.timedelta(days=i * self.modis_every_days) for i in range(n))
+        return self._every(self.modis_every_days) if self.modis else ()
 
     @property
     def days(self) -> tuple[dt.date, ...]:
         """Every day from start to end (the meteorology's time axis)."""
-        return tuple(self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1))
+        return self._every(1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (written to ``region.json``, and the tokenisation key)."""
