@@ -83,7 +83,7 @@ def _item_interval(props: Mapping[str, Any]) -> tuple[_dt.datetime | None, _dt.d
     return (_parse_instant(start, end=False) if start else None, _parse_instant(end, end=False) if end else None)
 
 
-def _nominal_day_in_range(item: Mapping[str, Any], spec: SearchSpec) -> bool:
+def _nominal_day_in_range(props: Mapping[str, Any], spec: SearchSpec) -> bool:
     """For daily products, whether the item's nominal day (``start_datetime``, else ``datetime``) is in range.
 
     A STAC API returns every item whose [start, end] interval *overlaps* the query. For daily
@@ -93,7 +93,6 @@ def _nominal_day_in_range(item: Mapping[str, Any], spec: SearchSpec) -> bool:
     """
     if spec.datetime is None or spec.collection_spec.cadence != "daily":
         return True
-    props = item.get("properties", {})
     nominal = props.get("start_datetime") or props.get("datetime")
     if not nominal:
         return False
@@ -106,7 +105,7 @@ def _matches_time(item: Mapping[str, Any], spec: SearchSpec) -> bool:
     (and, for daily products, the nominal day lies in the range: see :func:`_nominal_day_in_range`)."""
     if spec.datetime is None:
         return True
-    if not _nominal_day_in_range(item, spec):
+    if not _nominal_day_in_range(item.get("properties", {}), spec):
         return False
     item_start, item_end = _item_interval(item.get("properties", {}))
     if item_start is None or item_end is None:

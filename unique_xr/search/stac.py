@@ -153,7 +153,7 @@ def search(
         if cached is not None:
             return cached
     found = [it for it in _search_api(spec, retries=retries, backoff_factor=backoff_factor, timeout=timeout)
-             if _nominal_day_in_range(it.to_dict(include_self_link=False, transform_hrefs=False), spec)]
+             if _nominal_day_in_range(it.properties, spec)]
     if not found:
         raise EmptySearchError(_empty_message(spec))
     result = pystac.ItemCollection(_sorted(found), extra_fields={"unique_xr:search": spec.to_dict()})
