@@ -8,6 +8,7 @@ the same job.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -174,25 +175,14 @@ def run_data_layer(spec: DataLayerSpec, out_dir: str | Path, *, overwrite: bool 
     return DataLayerResult(stores=stores, quicklook=png, summary=summary)
 
 
-class _progress:
-    """A Dask progress bar (on the local schedulers) when ``enabled``."""
+def _progress(enabled: bool, label: str):
+    """A Dask progress bar (on the local schedulers) when ``enabled``, else a no-op context."""
+    if not enabled:
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
 
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled, self.label, self._bar = enabled, label, None
-
-    def __enter__(self):
-        if self.enabled:
-            from dask.diagnostics import ProgressBar
-
-            print(self.label)
-            self._bar = ProgressBar(minimum=0.5)
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-        return False
+    print(label)
+    return ProgressBar(minimum=0.5)
 
 
 def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str = "stackstac",
