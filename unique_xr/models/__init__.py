@@ -1,0 +1,1 @@
+"""Tower-trained GPP models: features, LightGBM, cross-validation, baselines and model cards."""

@@ -1,0 +1,120 @@
+"""Model cards: what a trained model needs, what it was trained on, and how well it did.
+
+A card is saved as ``model_card.json`` beside the model. It names every feature with its units,
+the raw inputs and the names each is accepted under, the target, the training sites, the
+cross-validation scores and the library versions, so a model directory explains itself and
+prediction can refuse inputs it was not trained for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from unique_xr.errors import SpecError
+
+__all__ = ["CARD_FILE", "ModelCard", "library_versions"]
+
+CARD_FILE = "model_card.json"
+CARD_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a model's numbers depend on."""
+    out = {"python": platform.python_version()}
+    for name in ("unique_xr", "lightgbm", "numpy", "pandas", "xarray", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(kw_only=True)
+class ModelCard:
+    """Everything needed to use, audit and reproduce a trained GPP model.
+
+    Parameters
+    ----------
+    kind
+        ``"gpp_m"`` or ``"gpp_l"``.
+    target, target_units, target_transform
+        Training target column, its units and how the trees' output maps back to it.
+    recipe
+        :class:`~unique_xr.models.features.Recipe` as a dict.
+    features
+        ``[{"name", "units"}, ...]`` in the order the trees see them.
+    inputs
+        ``[{"name", "units", "accepted_as": [...]}, ...]``: the raw inputs and their aliases.
+    training
+        Sites (with IGBP class and rows), row counts, QC applied, table path.
+    params, best_iteration
+        LightGBM parameters and the number of trees kept.
+    cv, baselines
+        Cross-validation scheme and summary scores (LightGBM and every baseline, same rows).
+    feature_importance
+        Total gain per feature of the final model.
+    """
+
+    kind: str
+    target: str
+    target_units: str = "g m-2 d-1"
+    target_transform: str = "none"
+    recipe: dict[str, Any]
+    features: list[dict[str, str]]
+    inputs: list[dict[str, Any]]
+    training: dict[str, Any]
+    params: dict[str, Any]
+    best_iteration: int
+    cv: dict[str, Any] = field(default_factory=dict)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    feature_importance: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=library_versions)
+    created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    card_version: int = CARD_VERSION
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory) / CARD_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ModelCard:
+        path = Path(directory) / CARD_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No {CARD_FILE} in {str(directory)!r}: this is not a model directory written by "
+                "`unique-xr train` (or unique_xr.models.train). Point to the folder given as --out."
+            )
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise SpecError(f"{path} is not valid JSON ({err}); the model directory is corrupt, retrain it.") from err
+        if data.get("card_version") != CARD_VERSION:
+            raise SpecError(
+                f"{path} has card_version {data.get('card_version')!r}; this unique_xr reads version "
+                f"{CARD_VERSION}. Retrain the model with this version."
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
