@@ -31,6 +31,9 @@ _LAZY: dict[str, str] = {
     "to_zarr": "unique_xr.load.cache",
     "open_zarr": "unique_xr.load.cache",
     "indices": "unique_xr.features.indices",
+    "towers": "unique_xr.towers",
+    "models": "unique_xr.models",
+    "load_model": "unique_xr.models.lgbm",
 }
 
 __all__ = ["GridSpec", "UniqueXrError", "__version__", *_LAZY]
@@ -39,7 +42,7 @@ __all__ = ["GridSpec", "UniqueXrError", "__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = import_module(_LAZY[name])
-        value = module if name in ("indices", "search", "load") else getattr(module, name)
+        value = module if name in ("indices", "search", "load", "towers", "models") else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'unique_xr' has no attribute {name!r}")
@@ -52,7 +55,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from unique_xr.features import indices
     from unique_xr.load.cache import open_zarr, to_zarr
+    from unique_xr import models, towers
     from unique_xr.load.masks import apply_qa_mask
+    from unique_xr.models.lgbm import load_model
     from unique_xr import load, search
     from unique_xr.search.collections import get_collection, list_collections
     from unique_xr.search.stac import SearchSpec

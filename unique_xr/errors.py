@@ -69,3 +69,19 @@ class MissingVariableError(UniqueXrError, KeyError):
 
 class CacheError(UniqueXrError, OSError):
     """A Zarr cache is missing, incomplete, or was written by an incompatible spec."""
+
+
+class TowerDataError(UniqueXrError, ValueError):
+    """A tower file or table has a layout unique_xr does not know, duplicate keys, or unusable values."""
+
+
+class TowerFileWarning(UserWarning):
+    """A tower file was readable but not clean (e.g. truncated upstream); the message says what was dropped."""
+
+
+class NotFittedError(UniqueXrError, ValueError):
+    """A model or baseline was asked to predict before it was fitted."""
+
+
+class FoldLeakageError(SpecError):
+    """Cross-validation folds put one site (or row) on both sides of a split."""

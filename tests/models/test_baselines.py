@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.errors import MissingVariableError, NotFittedError, SpecError
 from unique_xr.models.baselines import (
     Baseline,
     LightUseEfficiency,
@@ -102,7 +102,7 @@ def test_linear_vi_recovers_exact_coefficients_and_skips_nan_rows():
 
 def test_linear_vi_errors():
     frame = pd.DataFrame({"ndvi": [0.1, 0.2, 0.3], "evi": [0.1, 0.2, np.nan]})
-    with pytest.raises(SpecError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LinearVI(features=["ndvi"]).predict(frame)
     with pytest.raises(MissingVariableError, match=r"\['nirv'\]"):
         LinearVI().fit(frame, [1.0, 2.0, 3.0])

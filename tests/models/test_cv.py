@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.errors import FoldLeakageError, MissingVariableError, SpecError
 from unique_xr.models.cv import (
     Folds,
     aggregate,
@@ -92,7 +92,7 @@ def test_check_no_leakage_names_the_leaking_fold_and_site():
     good = [(np.array([0, 1, 2, 3]), np.array([4])), (np.array([4]), np.array([0, 1, 2, 3]))]
     check_no_leakage(good, sites, require_cover=True)
     leaky = [good[0], (np.array([0, 4]), np.array([1, 2, 3]))]
-    with pytest.raises(SpecError, match=r"fold 1 leaks: site\(s\) \['A'\]"):
+    with pytest.raises(FoldLeakageError, match=r"fold 1 leaks: site\(s\) \['A'\]"):
         check_no_leakage(leaky, sites)
     with pytest.raises(SpecError, match="out of range"):
         check_no_leakage([(np.array([0]), np.array([5]))], sites)

@@ -8,7 +8,12 @@ import pytest
 import xarray as xr
 
 from unique_xr.errors import MissingVariableError, UnitsError
-from unique_xr.models.features import RECIPES, derive_features, features_from_table, resolve_inputs
+from unique_xr.models.features import (
+    RECIPES,
+    derive_features,
+    features_from_table,
+    resolve_inputs,
+)
 
 GPP_M = RECIPES["gpp_m"]
 

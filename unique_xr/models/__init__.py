@@ -1,1 +1,51 @@
-"""Tower-trained GPP models: features, LightGBM, cross-validation, baselines and model cards."""
+"""Tower-trained GPP models: features, LightGBM, cross-validation, baselines and model cards.
+
+The flow inside this package::
+
+    features (raw columns or cube variables -> features of a Recipe)
+        -> lgbm.train (site-grouped CV with cv, baselines in the same folds) -> GppModel + ModelCard
+        -> GppModel.predict / load_model
+
+Heavy dependencies (lightgbm) are imported by the functions that need them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "train": "unique_xr.models.lgbm",
+    "TrainConfig": "unique_xr.models.lgbm",
+    "TrainResult": "unique_xr.models.lgbm",
+    "GppModel": "unique_xr.models.lgbm",
+    "load_model": "unique_xr.models.lgbm",
+    "ModelCard": "unique_xr.models.card",
+    "Recipe": "unique_xr.models.features",
+    "RECIPES": "unique_xr.models.features",
+    "features_from_table": "unique_xr.models.features",
+    "site_folds": "unique_xr.models.cv",
+    "spatial_block_folds": "unique_xr.models.cv",
+    "inner_split": "unique_xr.models.cv",
+    "check_no_leakage": "unique_xr.models.cv",
+    "metrics": "unique_xr.models.cv",
+    "aggregate": "unique_xr.models.cv",
+    "score_table": "unique_xr.models.cv",
+    "LinearVI": "unique_xr.models.baselines",
+    "LightUseEfficiency": "unique_xr.models.baselines",
+    "PModelColumn": "unique_xr.models.baselines",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'unique_xr.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

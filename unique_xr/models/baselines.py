@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.errors import NotFittedError, MissingVariableError, SpecError
 from unique_xr.models.cv import check_no_leakage
 
 __all__ = [
@@ -195,7 +195,7 @@ class Baseline:
     def _check_fitted(self) -> dict[str, Any]:
         if self.fitted is None:
             cls = type(self).__name__
-            raise SpecError(
+            raise NotFittedError(
                 f"{cls} {self.name!r} is not fitted: call .fit(frame, y) first, or load a fitted one with "
                 f"{cls}.from_dict(...)."
             )

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.errors import FoldLeakageError, MissingVariableError, SpecError
 
 __all__ = [
     "METRICS",
@@ -389,7 +389,7 @@ def check_no_leakage(
 
     Raises
     ------
-    SpecError
+    FoldLeakageError
         A site on both sides of a fold (the message names the fold and the sites), a row on both
         sides, an index out of range or, with ``require_cover``, a row tested never or twice.
 
@@ -401,7 +401,7 @@ def check_no_leakage(
     >>> check_no_leakage([(np.array([0]), np.array([1, 2]))], ["A", "A", "B"])
     Traceback (most recent call last):
     ...
-    unique_xr.errors.SpecError: fold 0 leaks: site(s) ['A'] are in both its training and its test rows. ...
+    unique_xr.errors.FoldLeakageError: fold 0 leaks: site(s) ['A'] are in both its training and its test rows. ...
     """
     codes, uniques = _site_codes(sites)
     n = codes.size
@@ -411,23 +411,23 @@ def check_no_leakage(
         test = np.asarray(test, dtype=np.intp).ravel()
         for side, idx in (("training", train), ("test", test)):
             if idx.size and (idx.min() < 0 or idx.max() >= n):
-                raise SpecError(
+                raise FoldLeakageError(
                     f"fold {k}: {side} indices out of range for {n} rows (min {idx.min()}, max {idx.max()}); "
                     "folds must hold positions into the same table as sites."
                 )
         both = np.intersect1d(codes[train], codes[test])
         if both.size:
             shown = [str(s) for s in uniques[both[:10]]]
-            raise SpecError(
+            raise FoldLeakageError(
                 f"fold {k} leaks: site(s) {shown}{' ...' if both.size > 10 else ''} are in both its training and its "
                 "test rows. Build folds with site_folds() or spatial_block_folds(), which group rows by site."
             )
         if np.intersect1d(train, test).size:
-            raise SpecError(f"fold {k}: some rows are in both its training and its test indices.")
+            raise FoldLeakageError(f"fold {k}: some rows are in both its training and its test indices.")
         np.add.at(times_tested, test, 1)
     if require_cover and (times_tested != 1).any():
         never, twice = int((times_tested == 0).sum()), int((times_tested > 1).sum())
-        raise SpecError(
+        raise FoldLeakageError(
             f"the test sets do not partition the rows: {never} row(s) are never tested and {twice} tested more "
             "than once. Out-of-fold predictions need every row in exactly one test set."
         )

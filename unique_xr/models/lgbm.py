@@ -33,7 +33,13 @@ from unique_xr.errors import MissingVariableError, SpecError, UnitsError
 from unique_xr.models import baselines as bl
 from unique_xr.models import cv
 from unique_xr.models.card import ModelCard, library_versions
-from unique_xr.models.features import INPUTS, RECIPES, Recipe, feature_units, features_from_table
+from unique_xr.models.features import (
+    INPUTS,
+    RECIPES,
+    Recipe,
+    feature_units,
+    features_from_table,
+)
 
 __all__ = ["DEFAULT_PARAMS", "GppModel", "TrainConfig", "TrainResult", "load_model", "read_table", "train"]
 
@@ -483,7 +489,7 @@ def train(table, config: TrainConfig | None = None, *, progress=None) -> TrainRe
         training={
             "table": df.attrs.get("source", "DataFrame"),
             "sites": sites.to_dict(orient="records"),
-            "n_sites": int(len(sites)),
+            "n_sites": len(sites),
             "period": [str(data.frame["date"].min().date()), str(data.frame["date"].max().date())],
             "qc": data.qc,
             "gpp_range": list(config.gpp_range),

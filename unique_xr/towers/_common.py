@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from unique_xr._optional import import_optional
-from unique_xr.errors import UniqueXrError
+from unique_xr.errors import TowerDataError, TowerFileWarning
 
 __all__ = ["TowerDataError", "TowerFileWarning"]
 
@@ -31,12 +31,6 @@ SITE_COLUMNS: tuple[str, ...] = (
 )
 
 
-class TowerDataError(UniqueXrError, ValueError):
-    """A tower file or table has a layout unique_xr does not know, duplicate keys, or unusable values."""
-
-
-class TowerFileWarning(UserWarning):
-    """A tower file was readable but not clean (e.g. truncated upstream); the message says what was dropped."""
 
 
 def as_path(path: str | os.PathLike) -> Path:
