@@ -22,7 +22,8 @@ from unique_xr.models.baselines import (
     temperature_scalar,
     vpd_scalar,
 )
-from unique_xr.models.cv import metrics, site_folds
+from unique_xr.models.cv import site_folds
+from unique_xr.models.scores import metrics
 
 
 def _round_trip(model: Baseline) -> Baseline:

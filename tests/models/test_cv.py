@@ -12,14 +12,12 @@ import pytest
 from unique_xr.errors import FoldLeakageError, MissingVariableError, SpecError
 from unique_xr.models.cv import (
     Folds,
-    aggregate,
     check_no_leakage,
     inner_split,
-    metrics,
-    score_table,
     site_folds,
     spatial_block_folds,
 )
+from unique_xr.models.scores import aggregate, metrics, score_table
 
 # ---------------------------------------------------------------------------------------------
 # site folds on the real table

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from unique_xr.errors import NotFittedError, MissingVariableError, SpecError
+from unique_xr.errors import MissingVariableError, NotFittedError, SpecError
 from unique_xr.models.cv import check_no_leakage
 
 __all__ = [
