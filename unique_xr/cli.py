@@ -83,9 +83,6 @@ def search_cmd(
         typer.echo(f"wrote {len(items)} items to {out}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
 
 @app.command()
 def train(
@@ -165,3 +162,7 @@ def join_landsat(
         _fail(err)
     joined.to_csv(out, index=False)
     typer.echo(f"{out}: {len(joined)} Landsat rows on {joined['site'].nunique()} sites")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
