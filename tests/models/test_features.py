@@ -96,9 +96,14 @@ def test_rows_keep_table_order_with_several_sites():
     b["tower_temp"] = 5.0
     df = pd.concat([a, b]).sample(frac=1.0, random_state=1).reset_index(drop=True)
     feats = features_from_table(df, GPP_M)
-    expected = np.where(df["site"] == "BB-Two", 5.0, np.where(df.index >= 0, np.nan, 0))
     is_b = (df["site"] == "BB-Two").to_numpy()
-    np.testing.assert_allclose(feats["air_temperature"].to_numpy()[is_b], expected[is_b])
+    np.testing.assert_allclose(feats["air_temperature"].to_numpy()[is_b], 5.0)
+    # every row carries its own site's features: the same as computing each site alone
+    for site, alone in (("AA-One", a), ("BB-Two", b)):
+        rows = (df["site"] == site).to_numpy()
+        order = (df.loc[rows, "date"] - alone["date"].iloc[0]).dt.days.to_numpy()
+        expected = features_from_table(alone, GPP_M).iloc[order].reset_index(drop=True)
+        pd.testing.assert_frame_equal(feats[rows].reset_index(drop=True), expected)
 
 
 def test_a_cube_with_registry_names_gives_the_table_features():

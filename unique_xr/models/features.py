@@ -20,6 +20,7 @@ Two recipes ship:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +29,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from unique_xr.errors import MissingVariableError, SpecError, UnitsError
+from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.schema import check_range
 
 __all__ = [
     "INPUTS",
@@ -233,16 +235,11 @@ FEATURE_UNITS: dict[str, str] = {
 
 def feature_units(name: str) -> str:
     """Units of a feature name (trailing ``_<n>d`` windows keep the base units)."""
-    base = name.rsplit("_", 1)[0] if name.endswith("d") and name.rsplit("_", 1)[-1][:-1].isdigit() else name
-    return FEATURE_UNITS.get(base, "1")
+    return FEATURE_UNITS.get(re.sub(r"_\d+d$", "", name), "1")
 
 
 # --------------------------------------------------------------------------------------------
 # resolving inputs
-
-
-def _present(ds: xr.Dataset, alias: Alias) -> bool:
-    return alias.name in ds.variables
 
 
 def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, ...] = ()) -> xr.Dataset:
@@ -271,7 +268,7 @@ def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, 
     template = _template(ds)
     for name in (*recipe.inputs, *recipe.optional_inputs):
         spec = INPUTS[name]
-        found = [a for a in spec.aliases if _present(ds, a)]
+        found = [a for a in spec.aliases if a.name in ds.variables]
         if not found:
             if name in recipe.inputs and name not in allow_missing:
                 missing.append(name)
@@ -324,17 +321,13 @@ def _check_units(da: xr.DataArray, spec: Input, alias: Alias) -> None:
     if spec.valid_range is None or da.chunks is not None:
         return  # cubes are range-checked by the data layer when loaded; never compute here
     values = np.asarray(da.values, dtype="float64")
-    finite = values[np.isfinite(values) & ~np.isin(values, _FILL_VALUES)]
-    if finite.size == 0:
-        return
-    med = float(np.median(finite))
     lo, hi = spec.valid_range
-    if not lo <= med <= hi:
-        raise UnitsError(
-            f"{alias.name!r} (read as {spec.name}, expected in {alias.units}) has median {med:.4g}, "
-            f"outside [{lo}, {hi}] {spec.units} after conversion. Check its units: integer DN not "
-            "scaled, Kelvin given as Celsius, or Pa given as hPa are the usual causes."
-        )
+    check_range(
+        values[~np.isin(values, _FILL_VALUES)], spec.name, spec.valid_range,
+        message=(f"{alias.name!r} (read as {spec.name}, expected in {alias.units}) has median {{median:.4g}}, "
+                 f"outside [{lo}, {hi}] {spec.units} after conversion. Check its units: integer DN not "
+                 "scaled, Kelvin given as Celsius, or Pa given as hPa are the usual causes."),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,7 +458,8 @@ def features_from_table(df: pd.DataFrame, recipe: Recipe, *, allow_missing: tupl
         return feats.to_dataframe()[list(recipe.features)].reset_index(drop=True)
     key = pd.DataFrame({"site": df["site"].astype(str).to_numpy(), "time": time.to_numpy()})
     numeric = df.drop(columns=["site", "date", "time"], errors="ignore")
-    numeric = numeric.loc[:, [c for c in numeric.columns if _wanted(c, recipe)]]
+    accepted = _input_columns(recipe)
+    numeric = numeric.loc[:, [c for c in numeric.columns if c in accepted]]
     wide = pd.concat([key, numeric.reset_index(drop=True)], axis=1)
     wide = wide.drop_duplicates(["site", "time"]).set_index(["site", "time"])
     days = pd.date_range(wide.index.get_level_values("time").min(), wide.index.get_level_values("time").max(), freq="D")
@@ -476,6 +470,6 @@ def features_from_table(df: pd.DataFrame, recipe: Recipe, *, allow_missing: tupl
     return flat.reindex(pd.MultiIndex.from_frame(key)).reset_index(drop=True)
 
 
-def _wanted(column: str, recipe: Recipe) -> bool:
-    names = {a.name for n in (*recipe.inputs, *recipe.optional_inputs) for a in INPUTS[n].aliases}
-    return column in names
+def _input_columns(recipe: Recipe) -> set[str]:
+    """Every column name an input of ``recipe`` is accepted under."""
+    return {a.name for n in (*recipe.inputs, *recipe.optional_inputs) for a in INPUTS[n].aliases}

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from unique_xr._optional import import_optional
-from unique_xr.errors import MissingVariableError, SpecError, UnitsError
+from unique_xr.errors import MissingVariableError, SpecError
 from unique_xr.models import baselines as bl
 from unique_xr.models import cv
 from unique_xr.models import scores as scoring
@@ -44,6 +44,7 @@ from unique_xr.models.features import (
     feature_units,
     features_from_table,
 )
+from unique_xr.schema import check_range
 
 __all__ = ["DEFAULT_PARAMS", "GppModel", "TrainConfig", "TrainResult", "load_model", "read_table", "train"]
 
@@ -163,14 +164,14 @@ def _igbp(df: pd.DataFrame) -> pd.Series:
         return pd.Series("unknown", index=df.index)
     from unique_xr.towers import igbp_code
 
-    codes = df[col].map(lambda v: _safe_igbp(igbp_code, v))
-    return codes.fillna("unknown")
+    codes = {label: _igbp_or_none(igbp_code, label) for label in df[col].dropna().unique()}
+    return df[col].map(codes).fillna("unknown")
 
 
-def _safe_igbp(fn, value):
+def _igbp_or_none(igbp_code, label):
     try:
-        return fn(value)
-    except Exception:  # noqa: BLE001 - an unknown label is reported as "unknown", not fatal
+        return igbp_code(label)
+    except (ValueError, TypeError):  # an unknown label is reported as "unknown", not fatal
         return None
 
 
@@ -195,13 +196,12 @@ def _training_data(df: pd.DataFrame, config: TrainConfig, recipe: Recipe) -> Tra
     if not finite.any():
         raise MissingVariableError(f"Target column {config.target!r} has no finite values.")
     lo, hi = config.gpp_range
-    med = float(np.median(y_all[finite]))
-    if not 0.0 <= med <= 20.0:
-        raise UnitsError(
-            f"Target {config.target!r} has median {med:.4g}; daily GPP in g C m-2 d-1 has a median of "
-            "roughly 0-10. Convert it first (umol CO2 m-2 s-1 x 1.0368 = g C m-2 d-1; a monthly or "
-            "annual sum must be divided by its days)."
-        )
+    check_range(
+        y_all, "gpp", (0.0, 20.0),
+        message=(f"Target {config.target!r} has median {{median:.4g}}; daily GPP in g C m-2 d-1 has a median "
+                 "of roughly 0-10. Convert it first (umol CO2 m-2 s-1 x 1.0368 = g C m-2 d-1; a monthly or "
+                 "annual sum must be divided by its days)."),
+    )
     feats = features_from_table(df, recipe)
     keep = finite & (y_all >= lo) & (y_all <= hi)
     qc = {"rows": len(df), "target_missing": int((~finite).sum()), "target_out_of_range": int((finite & ~keep).sum())}
@@ -274,7 +274,7 @@ def _fit(X: pd.DataFrame, y: np.ndarray, sites: np.ndarray, config: TrainConfig,
 
 
 def _predict(booster, X: pd.DataFrame, transform: str, required: tuple[str, ...]) -> np.ndarray:
-    out = booster.predict(X, num_threads=booster.params.get("num_threads", 0) if hasattr(booster, "params") else 0)
+    out = booster.predict(X, num_threads=booster.params.get("num_threads", 0))
     out = out * _scale(X, transform)
     missing = X[list(required)].isna().any(axis=1).to_numpy()
     out[missing] = np.nan
@@ -317,10 +317,12 @@ def cross_validate(data: TrainingData, config: TrainConfig, recipe: Recipe, *, p
     cv.check_no_leakage(folds, sites, require_cover=True)
     oof = data.frame.copy()
     pred = np.full(len(oof), np.nan)
+    fold = np.full(len(oof), -1)
     X = data.features[list(recipe.features)]
     for k, (tr, te) in enumerate(folds):
         booster, _ = _fit(X.iloc[tr], data.y[tr], sites[tr], config, seed=config.seed + k)
         pred[te] = _predict(booster, X.iloc[te], config.target_transform, recipe.required_features)
+        fold[te] = k
         if progress is not None:
             progress(k + 1, len(folds))
     oof["lightgbm"] = pred
@@ -328,9 +330,7 @@ def cross_validate(data: TrainingData, config: TrainConfig, recipe: Recipe, *, p
         bframe = _baseline_frame(data)
         for name, factory in _baselines(bframe).items():
             oof[name] = bl.fit_predict_in_folds(factory, bframe, data.y, folds)
-    oof["fold"] = -1
-    for k, (_, te) in enumerate(folds):
-        oof.loc[te, "fold"] = k
+    oof["fold"] = fold
     return oof, folds
 
 
@@ -505,7 +505,7 @@ def train(table, config: TrainConfig | None = None, *, progress=None) -> TrainRe
             "n_sites": len(sites),
             "period": [str(data.frame["date"].min().date()), str(data.frame["date"].max().date())],
             "qc": data.qc,
-            "gpp_range": list(config.gpp_range),
+            "config": config.to_dict(),
         },
         params={**config.lgb_params, "num_boost_round": config.num_boost_round,
                 "early_stopping_rounds": config.early_stopping_rounds, "inner_fraction": config.inner_fraction},
