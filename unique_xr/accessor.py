@@ -28,6 +28,12 @@ class GppDatasetAccessor:
 
         return add_indices(self._obj, names, **kwargs)
 
+    def estimate(self, model, **kwargs) -> xr.Dataset:
+        """Daily GPP with a tower-trained model, blockwise and lazy; see :func:`unique_xr.models.estimate.estimate`."""
+        from unique_xr.models.estimate import estimate
+
+        return estimate(self._obj, model, **kwargs)
+
     def to_zarr(self, store, **kwargs):
         """Write this stage to a Zarr v3 cache; see :func:`unique_xr.load.cache.to_zarr`."""
         from unique_xr.load.cache import to_zarr

@@ -4,7 +4,8 @@ The flow inside this package::
 
     features (raw columns or cube variables -> features of a Recipe)
         -> lgbm.train (site-grouped CV with cv, baselines in the same folds) -> GppModel + ModelCard
-        -> GppModel.predict / load_model
+        -> GppModel.predict / load_model (tables)
+        -> estimate (cubes, blockwise on Dask; tree engines and the model handle in engines)
 
 Heavy dependencies (lightgbm) are imported by the functions that need them.
 """
@@ -21,6 +22,8 @@ _LAZY: dict[str, str] = {
     "GppModel": "unique_xr.models.lgbm",
     "load_model": "unique_xr.models.lgbm",
     "ModelCard": "unique_xr.models.card",
+    "estimate": "unique_xr.models.estimate",
+    "ModelHandle": "unique_xr.models.engines",
     "Recipe": "unique_xr.models.features",
     "RECIPES": "unique_xr.models.features",
     "features_from_table": "unique_xr.models.features",

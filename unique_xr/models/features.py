@@ -38,6 +38,7 @@ __all__ = [
     "Recipe",
     "derive_features",
     "features_from_table",
+    "input_columns",
     "resolve_inputs",
     "toa_radiation",
 ]
@@ -242,7 +243,8 @@ def feature_units(name: str) -> str:
 # resolving inputs
 
 
-def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, ...] = ()) -> xr.Dataset:
+def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, ...] = (),
+                   check_units: bool = True) -> xr.Dataset:
     """Canonical inputs of ``recipe`` from whatever names ``ds`` uses, in canonical units.
 
     Parameters
@@ -254,6 +256,9 @@ def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, 
     allow_missing
         Canonical input names that may be absent; they become all-NaN (an explicit choice, never
         a silent default).
+    check_units
+        Test each numpy-backed input's median against its valid range (Dask-backed inputs are
+        never computed here).
 
     Raises
     ------
@@ -284,7 +289,8 @@ def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, 
                 da = da.astype("float64")
                 if alias.convert is not None:
                     da = alias.convert(da)
-                _check_units(da, spec, alias)
+                if check_units:
+                    _check_units(da, spec, alias)
             combined = da if combined is None else combined.fillna(da)
         out[name] = combined.drop_attrs() if hasattr(combined, "drop_attrs") else combined
     if missing:
@@ -458,7 +464,7 @@ def features_from_table(df: pd.DataFrame, recipe: Recipe, *, allow_missing: tupl
         return feats.to_dataframe()[list(recipe.features)].reset_index(drop=True)
     key = pd.DataFrame({"site": df["site"].astype(str).to_numpy(), "time": time.to_numpy()})
     numeric = df.drop(columns=["site", "date", "time"], errors="ignore")
-    accepted = _input_columns(recipe)
+    accepted = input_columns(recipe)
     numeric = numeric.loc[:, [c for c in numeric.columns if c in accepted]]
     wide = pd.concat([key, numeric.reset_index(drop=True)], axis=1)
     wide = wide.drop_duplicates(["site", "time"]).set_index(["site", "time"])
@@ -470,6 +476,6 @@ def features_from_table(df: pd.DataFrame, recipe: Recipe, *, allow_missing: tupl
     return flat.reindex(pd.MultiIndex.from_frame(key)).reset_index(drop=True)
 
 
-def _input_columns(recipe: Recipe) -> set[str]:
+def input_columns(recipe: Recipe) -> set[str]:
     """Every column name an input of ``recipe`` is accepted under."""
     return {a.name for n in (*recipe.inputs, *recipe.optional_inputs) for a in INPUTS[n].aliases}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,23 +244,37 @@ def _training_data(df: pd.DataFrame, config: TrainConfig, recipe: Recipe) -> Tra
 # fitting
 
 
-def _scale(features: pd.DataFrame, transform: str) -> np.ndarray:
-    """The radiation the trees' output is multiplied by (W m-2), per row."""
+def _scale(column: Callable[[str], np.ndarray], n: int, transform: str) -> np.ndarray:
+    """The radiation the trees' output is multiplied by (W m-2), per row; ``column(name)`` gives a feature."""
     if transform == "none":
-        return np.ones(len(features))
-    toa = features["rad_toa"].to_numpy(dtype="float64")
+        return np.ones(n)
+    toa = column("rad_toa")
     if transform == "per_toa_radiation":
         return np.maximum(toa, RAD_FLOOR)
-    sw = features["shortwave_radiation"].to_numpy(dtype="float64")
+    sw = column("shortwave_radiation")
     return np.maximum(np.where(np.isfinite(sw), sw, CLEAR_FRACTION * toa), RAD_FLOOR)
+
+
+def to_gpp(raw: np.ndarray, column: Callable[[str], np.ndarray], transform: str,
+           required: tuple[str, ...]) -> np.ndarray:
+    """GPP (g C m-2 d-1) from the trees' raw output: times the radiation scale, NaN where a required
+    feature is missing. Shared by table prediction and the blockwise cube kernel, so both give the
+    same numbers for the same feature values."""
+    out = raw * _scale(column, len(raw), transform)
+    for name in required:
+        out[np.isnan(column(name))] = np.nan
+    return out
+
+
+def _columns(frame: pd.DataFrame) -> Callable[[str], np.ndarray]:
+    return lambda name: frame[name].to_numpy(dtype="float64")
 
 
 def _fit(X: pd.DataFrame, y: np.ndarray, sites: np.ndarray, config: TrainConfig, *, seed: int):
     """Early stopping on a site-grouped inner split, then a refit on all rows with that many trees."""
     lgb = import_optional("lightgbm", purpose="training GPP models")
     params = {**config.lgb_params, "seed": seed}
-    scale = _scale(X, config.target_transform)
-    target = y / scale
+    target = y / _scale(_columns(X), len(X), config.target_transform)
     best = config.num_boost_round
     if len(np.unique(sites)) >= 3 and config.early_stopping_rounds > 0:
         inner_tr, inner_va = cv.inner_split(sites, fraction=config.inner_fraction, seed=seed)
@@ -274,11 +288,8 @@ def _fit(X: pd.DataFrame, y: np.ndarray, sites: np.ndarray, config: TrainConfig,
 
 
 def _predict(booster, X: pd.DataFrame, transform: str, required: tuple[str, ...]) -> np.ndarray:
-    out = booster.predict(X, num_threads=booster.params.get("num_threads", 0))
-    out = out * _scale(X, transform)
-    missing = X[list(required)].isna().any(axis=1).to_numpy()
-    out[missing] = np.nan
-    return out
+    raw = booster.predict(X, num_threads=booster.params.get("num_threads", 0))
+    return to_gpp(raw, _columns(X), transform, required)
 
 
 def _baseline_frame(data: TrainingData) -> pd.DataFrame:
