@@ -19,12 +19,12 @@ def _fail(err: Exception) -> None:
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo_output"), help="Output folder (inputs/, cube/*.zarr, cube/quicklook.png)."),
+    out: Path = typer.Option(Path("demo_output"), help="Output folder (inputs/, cube/*.zarr, cube/quicklook.png, cube/gpp_map.png)."),
     seed: int = typer.Option(0, help="Seed of the synthetic layers."),
     engine: str = typer.Option("stackstac", help="Loader engine: stackstac or odc."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Run the pipeline on the embedded sample region: search -> load -> mask -> indices -> Zarr + PNG."""
+    """Run the pipeline on the embedded sample region: search -> load -> mask -> indices -> Zarr -> GPP + PNGs."""
     from rich.console import Console
     from rich.table import Table
 
@@ -33,20 +33,33 @@ def demo(
 
     console = Console(width=max(Console().width, 110))
     try:
-        result, staged = run_demo(out, seed=seed, engine=engine, progress=progress)
+        result = run_demo(out, seed=seed, engine=engine, progress=progress)
     except UniqueXrError as err:
         _fail(err)
+    layer, gpp = result.data_layer, result.gpp
     table = Table(title="Sample data: what is real and what is synthetic")
     for col in ("layer", "kind", "source"):
         table.add_column(col)
-    for layer, kind, source in staged.provenance:
-        table.add_row(layer, f"[green]{kind}[/]" if kind == "real" else f"[yellow]{kind}[/]", source)
+    for name, kind, source in result.staged.provenance:
+        table.add_row(name, f"[green]{kind}[/]" if kind == "real" else f"[yellow]{kind}[/]", source)
     console.print(table)
-    for name, path in result.stores.items():
-        console.print(f"[bold]{name}[/]: {path}  {result.summary['cubes'][name]}")
-    if result.quicklook:
-        console.print(f"quicklook: {result.quicklook}")
-    console.print(f"done in {result.summary['total_seconds']} s (graph built in {result.summary['graph_seconds']} s)")
+    for name, path in layer.stores.items():
+        console.print(f"[bold]{name}[/]: {path}  {layer.summary['cubes'][name]}")
+    if layer.quicklook:
+        console.print(f"quicklook: {layer.quicklook}")
+    for name, path in gpp.stores.items():
+        s = gpp.summary[name]
+        console.print(f"[bold]{name}[/]: {path}  {s['sizes']}  GPP {s['min']:.2f} to {s['max']:.2f} g C m-2 d-1 "
+                      f"(mean {s['mean']:.2f}, {100 * s['valid_fraction']:.0f} % of pixel-days estimated)")
+        if s["inputs_absent"] != "none":
+            console.print(f"  [yellow]inputs absent from the sample, treated as missing:[/] {s['inputs_absent']}")
+    if gpp.gpp_map:
+        console.print(f"GPP map: {gpp.gpp_map}")
+    console.print("[yellow]The sample's MODIS and meteorology are synthetic: the GPP shows the machinery, "
+                  "not a validated product.[/]")
+    total = layer.summary["total_seconds"] + gpp.summary["total_seconds"]
+    console.print(f"done in {total:.1f} s (data layer {layer.summary['total_seconds']} s, graph built in "
+                  f"{layer.summary['graph_seconds']} s; GPP {gpp.summary['total_seconds']} s)")
 
 
 @app.command()

@@ -1,9 +1,10 @@
 """Jobs: specs in, Zarr out.
 
 :func:`run_data_layer` is the first stage of the national-cube job (issue 2): search -> load ->
-mask -> indices / static layers / drivers -> Zarr, plus a PNG quicklook. Everything up to the
-Zarr write is lazy; the write is the only compute. Later stages (GPP models, downscaling) extend
-the same job.
+mask -> indices / static layers / drivers -> Zarr, plus a PNG quicklook. :func:`run_gpp` is the
+second (issue 4): the data layer's cubes and the tower-trained models -> daily GPP at 30 m
+(GPP_L, Landsat days) and 500 m (GPP_M, every day) -> Zarr, plus a PNG map. Everything up to a
+Zarr write is lazy; the writes are the only compute. Downscaling extends the same job.
 """
 
 from __future__ import annotations
@@ -15,16 +16,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from unique_xr.errors import SpecError
+from unique_xr.errors import GridError, MissingVariableError, SpecError
 from unique_xr.grid import GridSpec
 
-__all__ = ["DataLayerSpec", "DataLayerResult", "build_data_layer", "latest_valid", "run_data_layer", "run_demo"]
+__all__ = [
+    "GPP_STAGES",
+    "DataLayerResult",
+    "DataLayerSpec",
+    "DemoResult",
+    "GppResult",
+    "build_data_layer",
+    "build_gpp",
+    "latest_valid",
+    "run_data_layer",
+    "run_demo",
+    "run_gpp",
+    "with_drivers",
+]
 
 LANDSAT_ASSETS = ("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")
 MODIS_ASSETS = tuple(f"Nadir_Reflectance_Band{b}" for b in (1, 2, 3, 6)) + tuple(
     f"BRDF_Albedo_Band_Mandatory_Quality_Band{b}" for b in (1, 2, 3, 6)
 )
 INDICES = ("ndvi", "evi", "evi2", "nirv", "kndvi", "lswi")
+#: model kind -> (reflectance cube, drivers cube on the same grid, GPP store written)
+GPP_STAGES: dict[str, tuple[str, str, str]] = {
+    "gpp_l": ("landsat_30m", "meteo_30m", "gpp_30m"),
+    "gpp_m": ("modis_500m", "meteo_500m", "gpp_500m"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,13 +140,13 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
         # static layers (DEM, yearly land cover) are searched at any date: their nominal date is not the period's
         return search(collection, bbox=bbox, datetime=None if static else spec.datetime, provider=spec.provider)
 
+    modis_grid = GridSpec.from_bounds(grid.bounds, crs=grid.crs, resolution=500.0)
     cubes: dict[str, Any] = {}
     if spec.landsat:
         ds = load(_search("landsat-c2-l2"), grid=grid, collection="landsat-c2-l2", assets=LANDSAT_ASSETS, **common)
         ds = add_indices(apply_qa_mask(ds, "landsat-c2-l2"), INDICES)
         cubes["landsat_30m"] = ds
     if spec.modis:
-        modis_grid = GridSpec.from_bounds(grid.bounds, crs=grid.crs, resolution=500.0)
         ds = load(_search("mcd43a4"), grid=modis_grid, collection="mcd43a4", assets=MODIS_ASSETS, **common)
         ds = add_indices(apply_qa_mask(ds, "mcd43a4"), ("ndvi", "evi", "evi2", "nirv", "kndvi"))
         cubes["modis_500m"] = ds
@@ -147,7 +166,10 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
         cubes["static_30m"] = xr.merge(static, compat="no_conflicts", join="exact", combine_attrs="drop_conflicts")
     if spec.met_path:
         start, end = spec.datetime.split("/")
-        cubes["meteo_30m"] = daily_drivers(open_reanalysis(spec.met_path), grid, time=slice(start, end))
+        met = open_reanalysis(spec.met_path)
+        cubes["meteo_30m"] = daily_drivers(met, grid, time=slice(start, end))
+        if spec.modis:  # the drivers of GPP_M, on the MODIS grid
+            cubes["meteo_500m"] = daily_drivers(met, modis_grid, time=slice(start, end))
     return cubes
 
 
@@ -185,13 +207,194 @@ def _progress(enabled: bool, label: str):
     return ProgressBar(minimum=0.5)
 
 
+# --------------------------------------------------------------------------------------------
+# GPP: the data layer's cubes -> tower-trained models -> daily GPP
+
+
+@dataclass(frozen=True)
+class GppResult:
+    stores: dict[str, Path]
+    gpp_map: Path | None
+    summary: dict[str, Any]
+
+
+def with_drivers(reflectance, drivers):
+    """``reflectance`` with the daily drivers of the same calendar day at each of its times (lazy).
+
+    Landsat times carry the overpass time of day while daily drivers are stamped at midnight: each
+    reflectance time gets the drivers of its day and keeps its own time stamp. Both cubes must be on
+    the same grid (same ``x``/``y``).
+    """
+    import pandas as pd
+    import xarray as xr
+
+    days = pd.DatetimeIndex(reflectance["time"].values).normalize()
+    have = pd.DatetimeIndex(drivers["time"].values).normalize()
+    absent = days.difference(have)
+    if len(absent):
+        raise MissingVariableError(
+            f"The drivers have no values on {[str(d.date()) for d in absent[:5]]}; they cover "
+            f"{have.min().date()}..{have.max().date()}. Build them over the reflectance cube's period "
+            "(DataLayerSpec.datetime, or daily_drivers(..., time=(start, end)))."
+        )
+    clash = sorted(set(map(str, reflectance.data_vars)) & set(map(str, drivers.data_vars)))
+    if clash:
+        raise SpecError(f"Reflectance and drivers both have variables {clash}; rename one before combining them.")
+    met = drivers[list(drivers.data_vars)].assign_coords(time=have)
+    met = met.sel(time=days).assign_coords(time=reflectance["time"].values)
+    try:
+        return xr.merge([reflectance, met], join="exact", compat="override", combine_attrs="override")
+    except ValueError as err:
+        raise GridError(
+            f"Reflectance ({reflectance.sizes['y']} x {reflectance.sizes['x']}) and drivers "
+            f"({drivers.sizes['y']} x {drivers.sizes['x']}) are not on the same grid: {err}. Make the drivers "
+            "with daily_drivers(reanalysis, grid) on the reflectance cube's GridSpec."
+        ) from err
+
+
+def build_gpp(cubes: dict[str, Any], models: dict[str, Any], *, allow_missing: dict[str, Any] | None = None,
+              engine: str = "lightgbm", attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Lazy daily GPP cubes from the data layer's cubes and tower-trained models (nothing computes).
+
+    Parameters
+    ----------
+    cubes
+        ``{name: Dataset}`` as :func:`build_data_layer` makes them, or opened from its stores:
+        ``landsat_30m`` and ``meteo_30m`` for GPP_L, ``modis_500m`` and ``meteo_500m`` for GPP_M
+        (see :data:`GPP_STAGES`).
+    models
+        ``{kind: model}`` with kind ``"gpp_l"`` and/or ``"gpp_m"``; a model is a
+        :class:`~unique_xr.models.lgbm.GppModel` or a directory written by ``unique-xr train``.
+    allow_missing
+        ``{kind: inputs}``: model inputs knowingly absent from the cubes (see
+        :func:`~unique_xr.models.estimate.estimate`). They are recorded in the ``inputs_absent``
+        attribute of each output and of its ``gpp`` variable.
+    engine
+        Tree engine, ``"lightgbm"`` or ``"lleaves"``.
+    attrs
+        Extra global attributes of every output (for example a ``comment``).
+
+    Returns
+    -------
+    dict
+        ``{"gpp_30m": Dataset, "gpp_500m": Dataset}`` for the kinds given, each with ``gpp``
+        (float32, g m-2 d-1, NaN where the reflectance is missing) and ``n_valid_features``, on the
+        reflectance cube's grid and times.
+    """
+    from unique_xr.models.lgbm import GppModel, load_model
+
+    allow_missing = dict(allow_missing or {})
+    unknown = sorted((set(models) | set(allow_missing)) - set(GPP_STAGES))
+    if unknown:
+        raise SpecError(f"Unknown model kinds {unknown}; build_gpp knows {sorted(GPP_STAGES)}.")
+    out: dict[str, Any] = {}
+    for kind, model in models.items():
+        reflectance, drivers, name = GPP_STAGES[kind]
+        lacking = [c for c in (reflectance, drivers) if c not in cubes]
+        if lacking:
+            raise MissingVariableError(
+                f"The {kind} model needs the cubes {reflectance!r} and {drivers!r}; {lacking} not in {sorted(cubes)}. "
+                "Build the data layer with the matching collection and a met_path (DataLayerSpec)."
+            )
+        if not isinstance(model, GppModel):
+            model = load_model(model)
+        if model.card.kind != kind:
+            raise SpecError(f"The model given as {kind!r} is a {model.card.kind!r} model; pass it under that key.")
+        absent = tuple(allow_missing.get(kind, ()))
+        ds = with_drivers(cubes[reflectance], cubes[drivers])
+        gpp = ds.gpp.estimate(model, engine=engine, allow_missing=absent)
+        note = ", ".join(absent) or "none"
+        gpp["gpp"].attrs["inputs_absent"] = note
+        gpp.attrs.update({"inputs": f"{reflectance} + {drivers}", "inputs_absent": note, **(attrs or {})})
+        out[name] = gpp
+    return out
+
+
+def _gpp_summary(ds) -> dict[str, Any]:
+    """Range, mean and valid share of ``gpp`` in one pass over a (written) GPP cube."""
+    import dask
+
+    gpp = ds["gpp"]
+    lo, hi, mean, valid = dask.compute(gpp.min(), gpp.max(), gpp.mean(), gpp.notnull().mean())
+    return {"min": round(float(lo), 3), "max": round(float(hi), 3), "mean": round(float(mean), 3),
+            "valid_fraction": round(float(valid), 4), "inputs_absent": ds.attrs.get("inputs_absent", "none"),
+            "sizes": {k: int(v) for k, v in ds.sizes.items()}}
+
+
+def run_gpp(cubes: dict[str, Any], models: dict[str, Any], out_dir: str | Path, *,
+            allow_missing: dict[str, Any] | None = None, engine: str = "lightgbm",
+            attrs: dict[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
+            gpp_map: bool = True, map_title: str | None = None) -> GppResult:
+    """Estimate GPP from the data layer's cubes, write ``out_dir/gpp_<res>.zarr`` and ``gpp_map.png``.
+
+    Parameters are those of :func:`build_gpp`, plus the output folder, whether to replace existing
+    stores, progress bars, the PNG map and its title (see :func:`unique_xr.write.quicklook.gpp_map`). ``summary`` holds the seconds taken and, per store, the
+    range, mean and share of valid values of ``gpp`` and the inputs that were absent.
+    """
+    from unique_xr.load.cache import open_zarr, to_zarr
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    lazy = build_gpp(cubes, models, allow_missing=allow_missing, engine=engine, attrs=attrs)
+    stores: dict[str, Path] = {}
+    for name, ds in lazy.items():
+        with _progress(progress, f"writing {name}"):
+            stores[name] = to_zarr(ds, out / f"{name}.zarr", mode="w" if overwrite else "w-", overwrite=overwrite)
+    written = {name: open_zarr(path) for name, path in stores.items()}
+    png = None
+    if gpp_map and written:
+        from unique_xr.write.quicklook import gpp_map as draw_gpp_map
+
+        png = draw_gpp_map(written, out / "gpp_map.png", title=map_title)
+    summary = {name: _gpp_summary(ds) for name, ds in written.items()}
+    summary["total_seconds"] = round(time.perf_counter() - t0, 3)
+    return GppResult(stores=stores, gpp_map=png, summary=summary)
+
+
+# --------------------------------------------------------------------------------------------
+# the demo
+
+#: the ``comment`` attribute of the demo's GPP stores
+DEMO_COMMENT = (
+    "unique-xr demo on the embedded sample region: the Landsat reflectance is real (USGS), the MODIS NBAR and "
+    "the meteorology are synthetic, and the models are small demo models (unique_xr/data/models). The GPP shows "
+    "the machinery at work; it is not a validated product."
+)
+
+DEMO_MAP_TITLE = ("unique-xr demo, sample region (Brumadinho, Brazil): real Landsat 8, synthetic MODIS and "
+                  "meteorology - the machinery, not a validated product")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What :func:`run_demo` made: the data layer, the GPP stage and the staged sample."""
+
+    data_layer: DataLayerResult
+    gpp: GppResult
+    staged: Any  # unique_xr.sample.StagedSample
+
+
 def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str = "stackstac",
-             overwrite: bool = True, progress: bool = True) -> tuple[DataLayerResult, Any]:
-    """Run the data layer on the embedded sample region (see ``unique_xr/data/sample/SOURCE.md``)."""
-    from unique_xr.sample import stage_sample
+             overwrite: bool = True, progress: bool = True) -> DemoResult:
+    """The data layer and the GPP stage on the embedded sample region (see ``unique_xr/data/sample/SOURCE.md``).
+
+    Writes ``out_dir/cube/``: the data-layer cubes and ``quicklook.png``, then ``gpp_30m.zarr``
+    (GPP_L on the Landsat days), ``gpp_500m.zarr`` (GPP_M, daily) and ``gpp_map.png``, with the
+    shipped sample models (:func:`unique_xr.sample.sample_model`). The inputs the sample lacks
+    (:data:`unique_xr.sample.SAMPLE_MISSING_INPUTS`) are passed as ``allow_missing`` and recorded
+    in the stores' ``inputs_absent`` attribute. ``engine`` is the loader engine of the data layer.
+    """
+    from unique_xr.load.cache import open_zarr
+    from unique_xr.sample import SAMPLE_MISSING_INPUTS, sample_model, stage_sample
 
     out = Path(out_dir)
     staged = stage_sample(out / "inputs", seed=seed)
     spec = DataLayerSpec(grid=staged.grid, datetime=f"{staged.dates[0]}/{staged.dates[1]}",
                          provider=str(staged.catalog), met_path=str(staged.met_path), engine=engine)
-    return run_data_layer(spec, out / "cube", overwrite=overwrite, progress=progress), staged
+    layer = run_data_layer(spec, out / "cube", overwrite=overwrite, progress=progress)
+    cubes = {name: open_zarr(path) for name, path in layer.stores.items()}
+    gpp = run_gpp(cubes, {kind: sample_model(kind) for kind in GPP_STAGES}, out / "cube",
+                  allow_missing=SAMPLE_MISSING_INPUTS, attrs={"comment": DEMO_COMMENT},
+                  overwrite=overwrite, progress=progress, map_title=DEMO_MAP_TITLE)
+    return DemoResult(data_layer=layer, gpp=gpp, staged=staged)

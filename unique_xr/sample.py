@@ -16,11 +16,20 @@ from pathlib import Path
 
 from unique_xr.grid import GridSpec
 
-__all__ = ["SAMPLE_GRID", "SAMPLE_DATES", "StagedSample", "stage_sample"]
+__all__ = ["SAMPLE_GRID", "SAMPLE_DATES", "SAMPLE_MISSING_INPUTS", "StagedSample", "sample_model", "stage_sample"]
 
 #: The real Landsat crops' own grid (scene 218074, USGS UTM 23N with negative northings).
 SAMPLE_GRID = GridSpec(crs="EPSG:32623", resolution=30.0, bounds=(583485.0, -2231685.0, 595485.0, -2222685.0))
 SAMPLE_DATES = ("2019-01-14", "2019-01-30")
+
+#: Model inputs the sample cubes do not have, per model kind: the Landsat crops ship no thermal
+#: band, and the data layer loads MCD43A4 bands 1, 2, 3, 6 only and no MODIS LST. The demo passes
+#: them to ``ds.gpp.estimate(..., allow_missing=...)`` and the shipped sample models were trained
+#: with these inputs withheld (``examples/train_sample_models.py``), so the trees never split on them.
+SAMPLE_MISSING_INPUTS: dict[str, tuple[str, ...]] = {
+    "gpp_l": ("landsat_st",),
+    "gpp_m": ("nbar_green", "nbar_nir2", "nbar_swir2", "lst_day_terra", "lst_day_aqua"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,40 @@ class StagedSample:
 
 def _sample_dir() -> Path:
     return Path(str(resources.files("unique_xr") / "data" / "sample"))
+
+
+def sample_model(kind: str) -> Path:
+    """The directory of a small pretrained model shipped with the package (no network needed).
+
+    Parameters
+    ----------
+    kind
+        ``"gpp_l"`` (Landsat, 30 m) or ``"gpp_m"`` (daily MODIS NBAR, 500 m).
+
+    Returns
+    -------
+    pathlib.Path
+        A model directory for :func:`unique_xr.load_model`. Its ``SOURCE.md`` says what the model was
+        trained on (real tower data, with the inputs in :data:`SAMPLE_MISSING_INPUTS` withheld) and
+        under which licences; ``examples/train_sample_models.py`` rebuilds it.
+
+    Examples
+    --------
+    >>> import unique_xr
+    >>> unique_xr.load_model(sample_model("gpp_l")).card.kind
+    'gpp_l'
+    """
+    from unique_xr.errors import SpecError
+
+    if kind not in SAMPLE_MISSING_INPUTS:
+        raise SpecError(f"No sample model of kind {kind!r}; the package ships {sorted(SAMPLE_MISSING_INPUTS)}.")
+    path = Path(str(resources.files("unique_xr") / "data" / "models" / kind))
+    if not (path / "model.txt").is_file():
+        raise FileNotFoundError(
+            f"The shipped {kind} model is missing from {path}: the installation is incomplete. Reinstall "
+            "unique_xr, or rebuild it with `python examples/train_sample_models.py` in a clone."
+        )
+    return path
 
 
 def stage_sample(directory: str | Path, *, seed: int = 0) -> StagedSample:

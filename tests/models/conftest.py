@@ -106,3 +106,21 @@ def small_result(daily_table: pd.DataFrame):
 
     config = TrainConfig(folds=4, num_boost_round=80, early_stopping_rounds=10, n_jobs=1, seed=3)
     return train(daily_table, config)
+
+
+@pytest.fixture(scope="session")
+def landsat_table(shared_data: Path) -> pd.DataFrame:
+    """The real GPP_L training table: Landsat 7 C2 L2 pixels at the towers joined with daily tower GPP."""
+    from unique_xr.towers import landsat_training_table
+
+    d = shared_data / "towers/fluxnet2015_daily_gpp_x_modis_nbar_lst"
+    return landsat_training_table(d / "landsat7_c2l2_at_towers.csv.gz", d / "daily_gpp_x_modis_x_met.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def gpp_l_model(landsat_table: pd.DataFrame):
+    """A small GPP_L model (40 trees, no cross-validation) trained by the library."""
+    from unique_xr.models.lgbm import TrainConfig, train
+
+    config = TrainConfig(kind="gpp_l", folds=0, num_boost_round=40, early_stopping_rounds=0, baselines=False)
+    return train(landsat_table, config).model

@@ -37,7 +37,13 @@ import xarray as xr
 
 from unique_xr.errors import MissingVariableError, SpecError
 from unique_xr.models.engines import ModelHandle
-from unique_xr.models.features import Recipe, derive_features, input_columns, resolve_inputs
+from unique_xr.models.features import (
+    Recipe,
+    derive_features,
+    input_columns,
+    landsat_dn_to_roles,
+    resolve_inputs,
+)
 from unique_xr.schema import DIMS, cf_attrs
 
 __all__ = ["BATCH_ROWS", "MAX_BLOCK_ROWS", "BlockPlan", "estimate", "predict_block"]
@@ -105,19 +111,31 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
     step = max(1, plan.batch_rows // max(nt, 1))
     for start in range(0, npix, step):
         sl = slice(start, min(start + step, npix))
-        ds = xr.Dataset(
+        batch = xr.Dataset(
             {n: (("pixel",), a[sl]) if s else (("time", "pixel"), a[:, sl])
              for n, a, s in zip(names, flat, static, strict=True)},
             coords={"time": times},
         )
         # units are checked on the first batch of each block: a median per variable is cheap once
-        inputs = resolve_inputs(ds, recipe, allow_missing=plan.allow_missing, check_units=start == 0)
+        inputs = _inputs(batch, plan, check_units=start == 0)
         feats = derive_features(inputs, recipe).transpose("time", "pixel")
         X = np.stack([np.asarray(feats[f].values, dtype="float64").reshape(-1) for f in plan.features], axis=1)
         gpp, count = predict_matrix(handle, X, plan)
         out[0, :, sl] = gpp.reshape(nt, -1)
         out[1, :, sl] = count.reshape(nt, -1)
     return out.reshape(2, nt, ny, nx)
+
+
+def _inputs(batch: xr.Dataset, plan: BlockPlan, *, check_units: bool) -> xr.Dataset:
+    """Canonical inputs of one batch: the tower tables' raw Landsat DN are converted first."""
+    if plan.recipe.kind == "gpp_l" and "QA_PIXEL" in batch and "red" not in batch:
+        shape = (batch.sizes["time"], batch.sizes["pixel"])
+        frame = pd.DataFrame({n: np.broadcast_to(v.transpose(..., "pixel").values, shape).reshape(-1)
+                              for n, v in batch.data_vars.items()})
+        frame = landsat_dn_to_roles(frame, plan.recipe)
+        batch = xr.Dataset({c: (("time", "pixel"), frame[c].to_numpy().reshape(shape)) for c in frame.columns},
+                           coords={"time": batch["time"]})
+    return resolve_inputs(batch, plan.recipe, allow_missing=plan.allow_missing, check_units=check_units)
 
 
 def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan) -> tuple[np.ndarray, np.ndarray]:
@@ -174,11 +192,11 @@ def _daily(ds: xr.Dataset) -> tuple[xr.Dataset, pd.DatetimeIndex | None]:
 
 def _spatial_chunks(ds: xr.Dataset, names: Sequence[Hashable], nt_block: int,
                     chunks: dict[str, int] | None) -> dict[str, Any]:
-    if chunks:
-        return {d: chunks[d] for d in ("y", "x") if d in chunks}
     ref = next((ds[n] for n in names if ds[n].chunks is not None and "y" in ds[n].dims), None)
     cy = max(ref.chunksizes["y"]) if ref is not None else ds.sizes["y"]
     cx = max(ref.chunksizes["x"]) if ref is not None else ds.sizes["x"]
+    if chunks:
+        return {"y": chunks.get("y", cy), "x": chunks.get("x", cx)}
     while nt_block * cy * cx > MAX_BLOCK_ROWS and (cy > 1 or cx > 1):
         if cy >= cx:
             cy = math.ceil(cy / 2)
@@ -249,9 +267,6 @@ def estimate(
         if extra or not {"y", "x"} <= set(ds[n].dims):
             raise SpecError(f"Variable {n!r} has dims {ds[n].dims}; inputs must be (time, y, x) or (y, x).")
     allow_missing = tuple(allow_missing)
-    # every input must be findable now, before a graph exists: a zero-size slice costs nothing
-    resolve_inputs(ds[names].isel(time=slice(0, 0), y=slice(0, 0), x=slice(0, 0), missing_dims="ignore"), recipe,
-                   allow_missing=allow_missing)
     crs = None
     if not any(n in ds.variables for n in ("lat", "latitude")):
         crs = _crs(ds)
@@ -260,6 +275,11 @@ def estimate(
                 "The model needs latitude: give a 'lat' variable (degrees north) or x/y coordinates with a "
                 "CF grid mapping ('spatial_ref' with crs_wkt, as GridSpec.attach and rioxarray write)."
             )
+    static = tuple("time" not in ds[n].dims for n in names)
+    # every input must be findable now, before a graph exists: a zero-size batch computes nothing
+    _inputs(xr.Dataset({n: (("pixel",) if s else ("time", "pixel"), np.empty((0,) if s else (0, 0), ds[n].dtype))
+                        for n, s in zip(names, static, strict=True)}, coords={"time": np.empty(0, "datetime64[ns]")}),
+            _plan_stub(recipe, allow_missing + (("lat",) if crs else ())), check_units=False)
     original = ds
     sub = ds[names]
     days = None
@@ -267,7 +287,6 @@ def estimate(
         sub, days = _daily(sub)
     sub = sub.transpose(*DIMS, missing_dims="ignore")
     lazy = any(sub[n].chunks is not None for n in names)
-    static = tuple("time" not in sub[n].dims for n in names)
     plan = BlockPlan(recipe=recipe, names=tuple(names), static=static, features=tuple(model.features),
                      transform=model.card.target_transform, allow_missing=allow_missing, crs=crs,
                      threads=threads or (1 if lazy else _cores()))
@@ -282,6 +301,11 @@ def estimate(
     if days is not None:
         out = out.sel(time=days)
     return out.assign_coords(time=original["time"].values)
+
+
+def _plan_stub(recipe: Recipe, allow_missing: tuple[str, ...]) -> BlockPlan:
+    return BlockPlan(recipe=recipe, names=(), static=(), features=(), transform="none",
+                     allow_missing=allow_missing, crs=None, threads=1)
 
 
 def _cores() -> int:
@@ -302,15 +326,22 @@ def _blockwise(sub: xr.Dataset, plan: BlockPlan, handle: ModelHandle, time_ns: n
         ref = next((sub[n] for n in plan.names if sub[n].chunks is not None and "time" in sub[n].dims), None)
         tchunk = ref.chunksizes["time"] if ref is not None else nt
     spatial = _spatial_chunks(sub, plan.names, nt if tchunk == -1 else max(tchunk), chunks)
-    sub = sub.chunk({"time": tchunk, **spatial})
-    tchunks = sub.chunksizes.get("time", (nt,))
+    target = {"time": tchunk, **spatial}
+    arrays = []
+    for n in plan.names:  # rechunked with dask itself: xarray peeks into object arrays (computing them)
+        var = sub[n]
+        chunks = tuple(target[d] for d in var.dims)
+        arrays.append(var.data.rechunk(chunks) if isinstance(var.data, da.Array)
+                      else da.from_array(var.data, chunks=chunks))
+    ref = next(a for a, s in zip(arrays, plan.static, strict=True) if not s)
+    tchunks, ychunks, xchunks = ref.chunks
     args: list[Any] = [dask.delayed(handle, pure=True, traverse=False), None,
                        da.from_array(time_ns, chunks=(tchunks,)), "t"]
-    for n, s in zip(plan.names, plan.static, strict=True):
-        args += [sub[n].data, "yx" if s else "tyx"]
+    for arr, s in zip(arrays, plan.static, strict=True):
+        args += [arr, "yx" if s else "tyx"]
     if plan.crs is not None:
-        args += [da.from_array(sub["y"].values, chunks=(sub.chunksizes["y"],)), "y",
-                 da.from_array(sub["x"].values, chunks=(sub.chunksizes["x"],)), "x"]
+        args += [da.from_array(sub["y"].values, chunks=(ychunks,)), "y",
+                 da.from_array(sub["x"].values, chunks=(xchunks,)), "x"]
     return da.blockwise(
         predict_block, "ctyx", *args, plan=plan, new_axes={"c": 2}, dtype="float32",
         meta=np.empty((0, 0, 0, 0), dtype="float32"), name=f"gpp-estimate-{plan.recipe.kind}",

@@ -1,4 +1,4 @@
-"""A PNG quicklook of the cubes a job wrote, for a person to glance at."""
+"""PNG pictures of what a job wrote, for a person to glance at: the data-layer quicklook and the GPP map."""
 
 from __future__ import annotations
 
@@ -63,5 +63,91 @@ def quicklook(cubes: Mapping[str, object], path: str | Path, *, dpi: int = 90) -
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+GPP_LABEL = "GPP (g C m-2 d-1)"
+
+
+def _extent(da) -> tuple[float, float, float, float]:
+    """``imshow`` extent (left, right, bottom, top) from pixel-centre ``x``/``y`` coordinates."""
+    x, y = np.asarray(da["x"], dtype="float64"), np.asarray(da["y"], dtype="float64")
+    dx = abs(x[1] - x[0]) if x.size > 1 else 1.0
+    dy = abs(y[1] - y[0]) if y.size > 1 else 1.0
+    return (x.min() - dx / 2, x.max() + dx / 2, y.min() - dy / 2, y.max() + dy / 2)
+
+
+def _gpp_panels(cubes: Mapping[str, object], max_30m: int) -> list[tuple[str, object]]:
+    """(title, 2-D gpp DataArray): GPP_L on each Landsat date, then GPP_M on the first of them."""
+    import pandas as pd
+
+    out = []
+    fine = cubes.get("gpp_30m")
+    dates = []
+    if fine is not None:
+        for i in range(min(fine.sizes["time"], max_30m)):
+            when = pd.Timestamp(fine["time"].values[i])
+            dates.append(when.normalize())
+            out.append((f"GPP_L, 30 m, Landsat {when:%Y-%m-%d}", fine["gpp"].isel(time=i)))
+    coarse = cubes.get("gpp_500m")
+    if coarse is not None:
+        days = pd.DatetimeIndex(coarse["time"].values).normalize()
+        i = next((int(np.flatnonzero(days == d)[0]) for d in dates if d in days), coarse.sizes["time"] // 2)
+        out.append((f"GPP_M, 500 m, {days[i]:%Y-%m-%d}", coarse["gpp"].isel(time=i)))
+    return out
+
+
+def gpp_map(cubes: Mapping[str, object], path: str | Path, *, max_30m: int = 3, title: str | None = None,
+            dpi: int = 100) -> Path:
+    """Map daily GPP: GPP_L at 30 m on each Landsat date and GPP_M at 500 m on the first of those days.
+
+    Parameters
+    ----------
+    cubes
+        ``{"gpp_30m": Dataset, "gpp_500m": Dataset}`` (either may be absent), each with ``gpp``
+        ``(time, y, x)`` as :func:`unique_xr.pipeline.build_gpp` writes them.
+    path
+        PNG to write.
+    max_30m
+        Most Landsat dates drawn.
+    title
+        First line of the figure title; a second line lists the inputs that were absent (the
+        stores' ``inputs_absent`` attribute).
+
+    Every panel shares one colour scale (0 to the 99th percentile of all values) and one colourbar in
+    g C m-2 d-1, and the extent of the first panel, so 30 m and 500 m are directly comparable; grey
+    is no estimate (cloud, fill or no reflectance).
+    """
+    mpl = import_optional("matplotlib", purpose="drawing the GPP map")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = _gpp_panels(cubes, max_30m)
+    if not panels:
+        raise ValueError(f"Nothing to draw: neither 'gpp_30m' nor 'gpp_500m' in {sorted(cubes)}")
+    images = [np.asarray(da, dtype="float32") for _, da in panels]
+    finite = np.concatenate([im[np.isfinite(im)] for im in images])
+    vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+    cmap = mpl.colormaps["YlGn"].with_extremes(bad="0.82")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 1.0, 4.2), squeeze=False)
+    extent = _extent(panels[0][1])
+    for ax, (name, da), im in zip(axes.flat, panels, images):
+        shown = ax.imshow(im, cmap=cmap, vmin=0.0, vmax=max(vmax, 1e-3), extent=_extent(da), interpolation="nearest")
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.85, pad=0.02)
+    bar.set_label(GPP_LABEL)
+    absent = [f"{name}: {c.attrs['inputs_absent']}" for name, c in cubes.items()
+              if c.attrs.get("inputs_absent") not in (None, "none")]
+    lines = [title or "Daily gross primary productivity"]
+    if absent:
+        lines.append("inputs absent (treated as missing): " + "; ".join(absent))
+    fig.suptitle("\n".join(lines), fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
