@@ -308,3 +308,13 @@ def test_local_cluster_two_workers_model_shipped_once_per_worker(gpp_m_cube, mod
     counts = [per_worker.get(token, 0) for per_worker in loads.values()]
     assert len(counts) == 2 and sum(counts) >= 1
     assert max(counts) == 1  # six blocks, yet each worker unpickled the model at most once
+
+
+def test_from_features_equals_raw_inputs(gpp_m_cube, model):
+    feats = derive_features(resolve_inputs(gpp_m_cube, model.recipe), model.recipe)
+    a = gpp_m_cube.gpp.estimate(model)
+    b = feats.chunk({"time": 100, "y": 1}).gpp.estimate(model, from_features=True)
+    np.testing.assert_array_equal(a["gpp"].values, b["gpp"].values)
+    np.testing.assert_array_equal(a["n_valid_features"].values, b["n_valid_features"].values)
+    with pytest.raises(MissingVariableError, match="b_nir"):
+        feats.drop_vars("b_nir").gpp.estimate(model, from_features=True)

@@ -66,11 +66,12 @@ class BlockPlan:
     allow_missing: tuple[str, ...]
     crs: str | None  # latitude is computed from x/y in this CRS when the cube has none
     threads: int
+    from_features: bool = False  # the variables are the model's features themselves
     batch_rows: int = BATCH_ROWS
 
     def __dask_tokenize__(self):
         return ("unique_xr.BlockPlan", self.recipe, self.names, self.static, self.features, self.transform,
-                self.allow_missing, self.crs, self.threads, self.batch_rows)
+                self.allow_missing, self.crs, self.threads, self.from_features, self.batch_rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,7 +92,6 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
     ``arrays`` are the raw variables named in ``plan.names`` (``(time, y, x)``, or ``(y, x)`` where
     ``plan.static``), followed by the ``y`` and ``x`` coordinates when ``plan.crs`` is set.
     """
-    recipe = plan.recipe
     data = list(arrays[: len(plan.names)])
     names = list(plan.names)
     static = list(plan.static)
@@ -111,19 +111,31 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
     step = max(1, plan.batch_rows // max(nt, 1))
     for start in range(0, npix, step):
         sl = slice(start, min(start + step, npix))
-        batch = xr.Dataset(
-            {n: (("pixel",), a[sl]) if s else (("time", "pixel"), a[:, sl])
-             for n, a, s in zip(names, flat, static, strict=True)},
-            coords={"time": times},
-        )
+        columns = {n: a[sl] if s else a[:, sl] for n, a, s in zip(names, flat, static, strict=True)}
         # units are checked on the first batch of each block: a median per variable is cheap once
-        inputs = _inputs(batch, plan, check_units=start == 0)
-        feats = derive_features(inputs, recipe).transpose("time", "pixel")
-        X = np.stack([np.asarray(feats[f].values, dtype="float64").reshape(-1) for f in plan.features], axis=1)
+        X = _feature_matrix(columns, times, plan, check_units=start == 0)
         gpp, count = predict_matrix(handle, X, plan)
         out[0, :, sl] = gpp.reshape(nt, -1)
         out[1, :, sl] = count.reshape(nt, -1)
     return out.reshape(2, nt, ny, nx)
+
+
+def _feature_matrix(columns: dict[str, np.ndarray], times: pd.DatetimeIndex, plan: BlockPlan, *,
+                    check_units: bool) -> np.ndarray:
+    """``(time * pixel, feature)`` float64 matrix of one batch, time-major like the block."""
+    nt, npix = len(times), next(a.shape[-1] for a in columns.values())
+    if plan.from_features:
+        feats = columns
+    else:
+        batch = xr.Dataset({n: (("pixel",), a) if a.ndim == 1 else (("time", "pixel"), a) for n, a in columns.items()},
+                           coords={"time": times})
+        derived = derive_features(_inputs(batch, plan, check_units=check_units), plan.recipe)
+        feats = {f: derived[f].transpose(..., "pixel").data for f in plan.features}
+    X = np.empty((nt * npix, len(plan.features)), dtype="float64")
+    view = X.reshape(nt, npix, len(plan.features))
+    for j, f in enumerate(plan.features):
+        view[:, :, j] = feats[f]  # broadcasts (pixel,) and (time, 1) features without a copy first
+    return X
 
 
 def _inputs(batch: xr.Dataset, plan: BlockPlan, *, check_units: bool) -> xr.Dataset:
@@ -214,6 +226,7 @@ def estimate(
     threads: int | None = None,
     chunks: dict[str, int] | None = None,
     cache: str | os.PathLike | None = None,
+    from_features: bool = False,
 ) -> xr.Dataset:
     """Daily GPP from a cube with a tower-trained model, lazily on Dask input.
 
@@ -238,6 +251,10 @@ def estimate(
         further for ``gpp_m`` so a block holds at most :data:`MAX_BLOCK_ROWS` pixel-days).
     cache
         Folder for compiled models (default :func:`unique_xr.models.engines.cache_dir`).
+    from_features
+        The variables are the model's features themselves, named and in the units of its card
+        (``b_nir``, ``ndvi``, ``rad_toa``...), for example a feature cube cached to Zarr for several
+        models: no derivation, and no whole-time-axis blocks.
 
     Returns
     -------
@@ -260,36 +277,22 @@ def estimate(
             f"estimate needs dims {DIMS}; the cube has {tuple(ds.dims)} (missing {missing_dims}). "
             "Rename spatial dims to y/x (e.g. ds.rename(lat='y', lon='x'))."
         )
-    accepted = input_columns(recipe)
-    names = [n for n in ds.data_vars if n in accepted]
-    for n in names:
-        extra = set(ds[n].dims) - set(DIMS)
-        if extra or not {"y", "x"} <= set(ds[n].dims):
-            raise SpecError(f"Variable {n!r} has dims {ds[n].dims}; inputs must be (time, y, x) or (y, x).")
     allow_missing = tuple(allow_missing)
-    crs = None
-    if not any(n in ds.variables for n in ("lat", "latitude")):
-        crs = _crs(ds)
-        if crs is None:
-            raise MissingVariableError(
-                "The model needs latitude: give a 'lat' variable (degrees north) or x/y coordinates with a "
-                "CF grid mapping ('spatial_ref' with crs_wkt, as GridSpec.attach and rioxarray write)."
-            )
+    if from_features:
+        names, crs = _feature_variables(ds, model), None
+    else:
+        names, crs = _input_variables(ds, recipe, allow_missing)
     static = tuple("time" not in ds[n].dims for n in names)
-    # every input must be findable now, before a graph exists: a zero-size batch computes nothing
-    _inputs(xr.Dataset({n: (("pixel",) if s else ("time", "pixel"), np.empty((0,) if s else (0, 0), ds[n].dtype))
-                        for n, s in zip(names, static, strict=True)}, coords={"time": np.empty(0, "datetime64[ns]")}),
-            _plan_stub(recipe, allow_missing + (("lat",) if crs else ())), check_units=False)
     original = ds
     sub = ds[names]
     days = None
-    if recipe.kind == "gpp_m":
+    if recipe.kind == "gpp_m" and not from_features:
         sub, days = _daily(sub)
     sub = sub.transpose(*DIMS, missing_dims="ignore")
     lazy = any(sub[n].chunks is not None for n in names)
     plan = BlockPlan(recipe=recipe, names=tuple(names), static=static, features=tuple(model.features),
                      transform=model.card.target_transform, allow_missing=allow_missing, crs=crs,
-                     threads=threads or (1 if lazy else _cores()))
+                     threads=threads or (1 if lazy else _cores()), from_features=from_features)
     handle = ModelHandle.from_booster(model.booster, engine=engine, cache=cache)
     time_ns = sub["time"].values.astype("datetime64[ns]").astype("int64")
     if lazy:
@@ -301,6 +304,44 @@ def estimate(
     if days is not None:
         out = out.sel(time=days)
     return out.assign_coords(time=original["time"].values)
+
+
+def _check_dims(ds: xr.Dataset, names: Sequence[Hashable]) -> None:
+    for n in names:
+        if set(ds[n].dims) - set(DIMS) or not {"y", "x"} <= set(ds[n].dims):
+            raise SpecError(f"Variable {n!r} has dims {ds[n].dims}; inputs must be (time, y, x) or (y, x).")
+
+
+def _feature_variables(ds: xr.Dataset, model) -> list[str]:
+    missing = [f for f in model.features if f not in ds.data_vars]
+    if missing:
+        raise MissingVariableError(
+            f"from_features=True needs every model feature as a variable; missing {missing}. The model's features "
+            f"are {model.features} (units in its card); or pass the raw inputs with from_features=False."
+        )
+    _check_dims(ds, model.features)
+    return list(model.features)
+
+
+def _input_variables(ds: xr.Dataset, recipe: Recipe, allow_missing: tuple[str, ...]) -> tuple[list[str], str | None]:
+    """The variables the recipe reads, and the CRS to compute latitude in when there is no ``lat``."""
+    accepted = input_columns(recipe)
+    names = [str(n) for n in ds.data_vars if n in accepted]
+    _check_dims(ds, names)
+    crs = None
+    if not any(n in ds.variables for n in ("lat", "latitude")):
+        crs = _crs(ds)
+        if crs is None:
+            raise MissingVariableError(
+                "The model needs latitude: give a 'lat' variable (degrees north) or x/y coordinates with a "
+                "CF grid mapping ('spatial_ref' with crs_wkt, as GridSpec.attach and rioxarray write)."
+            )
+    # every input must be findable now, before a graph exists: a zero-size batch computes nothing
+    empty = xr.Dataset({n: (("time", "pixel"), np.empty((0, 0), ds[n].dtype)) if "time" in ds[n].dims
+                        else (("pixel",), np.empty(0, ds[n].dtype)) for n in names},
+                       coords={"time": np.empty(0, "datetime64[ns]")})
+    _inputs(empty, _plan_stub(recipe, allow_missing + (("lat",) if crs else ())), check_units=False)
+    return names, crs
 
 
 def _plan_stub(recipe: Recipe, allow_missing: tuple[str, ...]) -> BlockPlan:
