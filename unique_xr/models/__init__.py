@@ -22,7 +22,6 @@ _LAZY: dict[str, str] = {
     "GppModel": "unique_xr.models.lgbm",
     "load_model": "unique_xr.models.lgbm",
     "ModelCard": "unique_xr.models.card",
-    "estimate": "unique_xr.models.estimate",
     "ModelHandle": "unique_xr.models.engines",
     "Recipe": "unique_xr.models.features",
     "RECIPES": "unique_xr.models.features",
