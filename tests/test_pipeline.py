@@ -6,14 +6,18 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
 from typer.testing import CliRunner
 
+import unique_xr
 from unique_xr.cli import app
-from unique_xr.pipeline import DataLayerSpec, build_data_layer
-from unique_xr.sample import SAMPLE_GRID, stage_sample
+from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.pipeline import GPP_STAGES, DataLayerSpec, build_data_layer, build_gpp, with_drivers
+from unique_xr.sample import SAMPLE_GRID, SAMPLE_MISSING_INPUTS, sample_model, stage_sample
+from unique_xr.schema import GPP_STANDARD_NAME
 from unique_xr.testing import raise_if_dask_computes
 
 SAMPLE = Path(__file__).resolve().parents[1] / "unique_xr" / "data" / "sample" / "landsat"
@@ -34,14 +38,164 @@ def test_demo_reports_real_and_synthetic(demo_run):
     assert "quicklook" in output
 
 
+def _open(out: Path, name: str) -> xr.Dataset:
+    return xr.open_zarr(out / "cube" / f"{name}.zarr", zarr_format=3, consolidated=False)
+
+
 def test_demo_writes_every_cube(demo_run):
     out, _ = demo_run
-    for name in ("landsat_30m", "modis_500m", "static_30m", "meteo_30m"):
+    for name in ("landsat_30m", "modis_500m", "static_30m", "meteo_30m", "meteo_500m", "gpp_30m", "gpp_500m"):
         ds = xr.open_zarr(out / "cube" / f"{name}.zarr", zarr_format=3, consolidated=False)
         assert ds.sizes["y"] > 0 and ds.sizes["x"] > 0
     png = out / "cube" / "quicklook.png"
     assert png.stat().st_size > 20_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_says_where_the_gpp_map_is_and_what_was_absent(demo_run):
+    out, output = demo_run
+    flat = " ".join(output.split())  # rich wraps long lines
+    png = out / "cube" / "gpp_map.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert f"GPP map: {png}" in flat
+    assert "g C m-2 d-1" in flat and "synthetic" in flat
+    for kind, absent in SAMPLE_MISSING_INPUTS.items():
+        assert f"{GPP_STAGES[kind][2]}:" in flat and ", ".join(absent) in flat
+
+
+@pytest.mark.parametrize("kind", sorted(GPP_STAGES))
+def test_demo_gpp_stores_are_cf_float32_with_what_was_absent(demo_run, kind):
+    out, _ = demo_run
+    reflectance, _, name = GPP_STAGES[kind]
+    gpp, src = _open(out, name), _open(out, reflectance)
+    assert gpp["gpp"].dtype == np.float32 and gpp["n_valid_features"].dtype == np.uint8
+    assert gpp.sizes == src.sizes
+    np.testing.assert_array_equal(gpp["time"].values, src["time"].values)
+    np.testing.assert_array_equal(gpp["x"].values, src["x"].values)
+    attrs = gpp["gpp"].attrs
+    assert attrs["units"] == "g m-2 d-1" and attrs["standard_name"] == GPP_STANDARD_NAME
+    assert attrs["model_kind"] == kind and attrs["grid_mapping"] == "spatial_ref"
+    assert attrs["inputs_absent"] == gpp.attrs["inputs_absent"] == ", ".join(SAMPLE_MISSING_INPUTS[kind])
+    assert "synthetic" in gpp.attrs["comment"] and "not a validated product" in gpp.attrs["comment"]
+    values = gpp["gpp"].values
+    finite = values[np.isfinite(values)]
+    assert finite.size > 0 and 0.0 <= finite.min() and finite.max() < 30.0  # daily GPP, g C m-2 d-1
+
+
+def test_demo_gpp_30m_follows_the_landsat_mask(demo_run):
+    """GPP_L has a value on (nearly) every clear vegetated pixel and none on a masked one."""
+    out, _ = demo_run
+    ls, gpp = _open(out, "landsat_30m"), _open(out, "gpp_30m")["gpp"].values
+    clear = ls["clear"].values.astype(bool)
+    land = clear & (ls["ndvi"].values > 0.2)
+    assert land.mean() > 0.2
+    assert np.isfinite(gpp[land]).mean() > 0.97
+    assert np.isnan(gpp[~clear]).all()
+    assert np.isnan(gpp[np.isnan(ls["red"].values)]).all()
+
+
+def test_demo_gpp_30m_uses_the_same_days_drivers(demo_run):
+    """A few pixels of the 30 m GPP equal the model's prediction on the same values as a table,
+    with the drivers of the Landsat scene's calendar day (the scene has a time of day, the drivers not)."""
+    from pyproj import Transformer
+
+    out, _ = demo_run
+    ls, met, gpp = _open(out, "landsat_30m"), _open(out, "meteo_30m"), _open(out, "gpp_30m")["gpp"]
+    t = 1
+    day = ls["time"].values[t].astype("datetime64[D]")
+    assert ls["time"].values[t] != day.astype(ls["time"].dtype)  # a time of day, not midnight
+    iy, ix = np.nonzero(np.isfinite(gpp.isel(time=t).values))
+    pick = np.random.default_rng(0).choice(iy.size, 40, replace=False)
+    iy, ix = iy[pick], ix[pick]
+    _, lat = Transformer.from_crs(SAMPLE_GRID.crs, "EPSG:4326", always_xy=True).transform(
+        ls["x"].values[ix], ls["y"].values[iy])
+    table = pd.DataFrame({"site": [f"p{i}" for i in range(iy.size)], "date": str(day), "lat": lat})
+    for role in ("blue", "green", "red", "nir", "swir1", "swir2"):
+        table[role] = ls[role].isel(time=t).values[iy, ix]
+    for name in ("air_temperature", "shortwave_radiation", "vpd"):
+        table[name] = met[name].sel(time=day).values[iy, ix]
+    model = unique_xr.load_model(sample_model("gpp_l"))
+    expected = model.predict(table, allow_missing=SAMPLE_MISSING_INPUTS["gpp_l"])["gpp"].to_numpy()
+    np.testing.assert_allclose(gpp.isel(time=t).values[iy, ix], expected, rtol=1e-5)
+    # and not with the neighbouring day's drivers
+    table["shortwave_radiation"] = met["shortwave_radiation"].sel(time=day - 1).values[iy, ix]
+    other = model.predict(table, allow_missing=SAMPLE_MISSING_INPUTS["gpp_l"])["gpp"].to_numpy()
+    assert not np.allclose(other, expected, rtol=1e-3)
+
+
+def test_demo_gpp_500m_covers_every_modis_day(demo_run):
+    out, _ = demo_run
+    md, gpp = _open(out, "modis_500m"), _open(out, "gpp_500m")["gpp"].values
+    assert gpp.shape[0] == 17
+    has_nir = np.isfinite(md["nir"].values)
+    assert np.isfinite(gpp[has_nir]).mean() > 0.97
+    assert np.isfinite(gpp).any(axis=(1, 2)).all()
+
+
+@pytest.mark.parametrize("kind", sorted(GPP_STAGES))
+def test_shipped_models_load_and_say_what_they_were_trained_on(kind):
+    path = sample_model(kind)
+    model = unique_xr.load_model(path)
+    card = model.card
+    assert card.kind == kind and card.best_iteration >= 10
+    training = card.training
+    assert "fluxnet2015_daily_gpp_x_modis_nbar_lst" in training["table"]
+    assert "/work" not in training["table"] and not training["table"].startswith("/")
+    assert training["n_sites"] >= 10 and len(training["sites"]) == training["n_sites"]
+    assert training["qc"]["used"] >= 500
+    assert not {"FI-Hyy", "FR-Pue"} & {s["site"] for s in training["sites"]}  # CC BY-NC source left out
+    assert training["inputs_withheld"] == list(SAMPLE_MISSING_INPUTS[kind])
+    assert training["features_unused"] and all(card.feature_importance[f] == 0 for f in training["features_unused"])
+    assert all(card.feature_importance[f] > 0 for f in ("ndvi", "shortwave_radiation"))
+    source = (path / "SOURCE.md").read_text()
+    for needed in ("CC-BY-4.0", "FLUXNET2015", "Pastorello", "Copernicus", "public domain"):
+        assert needed in source
+    assert sum(f.stat().st_size for f in path.iterdir()) < 600_000
+
+
+def test_sample_model_names_the_kinds_it_ships():
+    with pytest.raises(SpecError, match="gpp_l"):
+        sample_model("gpp_x")
+
+
+def _cube(values, times, **coords) -> xr.Dataset:
+    data = np.asarray(values, dtype="float32")
+    return xr.Dataset({"v": (("time", "y", "x"), data)},
+                      coords={"time": np.array(times, dtype="datetime64[ns]"), "y": [1.0, 0.0], "x": [0.0, 1.0],
+                              **coords})
+
+
+def test_with_drivers_matches_by_calendar_day_and_keeps_the_scene_time():
+    scenes = _cube(np.zeros((2, 2, 2)), ["2019-01-14T12:57", "2019-01-16T12:57"])
+    met = _cube(np.arange(3)[:, None, None] * np.ones((3, 2, 2)), ["2019-01-14", "2019-01-15", "2019-01-16"])
+    met = met.rename(v="air_temperature")
+    out = with_drivers(scenes, met)
+    np.testing.assert_array_equal(out["time"].values, scenes["time"].values)
+    np.testing.assert_array_equal(out["air_temperature"].values[:, 0, 0], [0.0, 2.0])
+    with pytest.raises(MissingVariableError, match="2019-01-17"):
+        with_drivers(_cube(np.zeros((1, 2, 2)), ["2019-01-17T10:00"]), met)
+    hourly = _cube(np.zeros((2, 2, 2)), ["2019-01-14T00:00", "2019-01-14T01:00"]).rename(v="air_temperature")
+    with pytest.raises(SpecError, match="daily drivers"):
+        with_drivers(scenes, hourly)
+    shifted = met.assign_coords(x=[0.5, 1.5])
+    with pytest.raises(SpecError, match="same grid"):
+        with_drivers(scenes, shifted)
+
+
+def test_building_gpp_computes_nothing(demo_run):
+    out, _ = demo_run
+    cubes = {name: _open(out, name) for name in ("landsat_30m", "meteo_30m", "modis_500m", "meteo_500m")}
+    models = {kind: sample_model(kind) for kind in GPP_STAGES}
+    with raise_if_dask_computes():
+        lazy = build_gpp(cubes, models, allow_missing=SAMPLE_MISSING_INPUTS)
+    assert set(lazy) == {"gpp_30m", "gpp_500m"}
+    assert all(ds["gpp"].chunks is not None for ds in lazy.values())
+    with pytest.raises(MissingVariableError, match="allow_missing"):
+        build_gpp(cubes, {"gpp_l": models["gpp_l"]})  # the sample has no thermal band: say so explicitly
+    with pytest.raises(MissingVariableError, match="meteo_500m"):
+        build_gpp({k: v for k, v in cubes.items() if k != "meteo_500m"}, {"gpp_m": models["gpp_m"]})
+    with pytest.raises(SpecError, match="gpp_l"):
+        build_gpp(cubes, {"gpp_m": models["gpp_l"]})
 
 
 def test_demo_landsat_values_are_the_real_pixels(demo_run):
@@ -89,7 +243,7 @@ def test_building_the_data_layer_computes_nothing(tmp_path):
                          met_path=str(staged.met_path))
     with raise_if_dask_computes():
         cubes = build_data_layer(spec)
-    assert set(cubes) == {"landsat_30m", "modis_500m", "static_30m", "meteo_30m"}
+    assert set(cubes) == {"landsat_30m", "modis_500m", "static_30m", "meteo_30m", "meteo_500m"}
     assert all(v.chunks is not None for ds in cubes.values() for v in ds.data_vars.values())
 
 

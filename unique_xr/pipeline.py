@@ -213,6 +213,8 @@ def _progress(enabled: bool, label: str):
 
 @dataclass(frozen=True)
 class GppResult:
+    """What :func:`run_gpp` wrote: ``{name: store}``, the PNG map, and per-store GPP figures."""
+
     stores: dict[str, Path]
     gpp_map: Path | None
     summary: dict[str, Any]
@@ -230,6 +232,11 @@ def with_drivers(reflectance, drivers):
 
     days = pd.DatetimeIndex(reflectance["time"].values).normalize()
     have = pd.DatetimeIndex(drivers["time"].values).normalize()
+    if have.has_duplicates:
+        raise SpecError(
+            f"The drivers have more than one time step on {[str(d.date()) for d in have[have.duplicated()][:3]]}; "
+            "with_drivers needs daily drivers (unique_xr.features.meteo.daily_drivers makes them)."
+        )
     absent = days.difference(have)
     if len(absent):
         raise MissingVariableError(
@@ -328,8 +335,9 @@ def run_gpp(cubes: dict[str, Any], models: dict[str, Any], out_dir: str | Path, 
     """Estimate GPP from the data layer's cubes, write ``out_dir/gpp_<res>.zarr`` and ``gpp_map.png``.
 
     Parameters are those of :func:`build_gpp`, plus the output folder, whether to replace existing
-    stores, progress bars, the PNG map and its title (see :func:`unique_xr.write.quicklook.gpp_map`). ``summary`` holds the seconds taken and, per store, the
-    range, mean and share of valid values of ``gpp`` and the inputs that were absent.
+    stores, progress bars, the PNG map and its title (see :func:`unique_xr.write.quicklook.gpp_map`).
+    ``summary`` holds the seconds taken and, per store, the range, mean and share of valid values of
+    ``gpp`` and the inputs that were absent.
     """
     from unique_xr.load.cache import open_zarr, to_zarr
 

@@ -320,3 +320,39 @@ def test_from_features_equals_raw_inputs(gpp_m_cube, model):
     np.testing.assert_array_equal(a["n_valid_features"].values, b["n_valid_features"].values)
     with pytest.raises(MissingVariableError, match="b_nir"):
         feats.drop_vars("b_nir").gpp.estimate(model, from_features=True)
+
+
+# ------------------------------------------------------------------------------ missing values the trees never saw
+
+
+def test_features_never_missing_in_training_give_nan_not_zero(rng):
+    """LightGBM reads NaN as 0 for a feature that was never missing in training: such rows get NaN."""
+    from unique_xr.models.lgbm import TrainConfig, nan_unsafe_features, train
+
+    n = 1500
+    days = pd.date_range("2015-01-01", periods=n // 3)
+    table = pd.DataFrame({
+        "site": np.repeat(["A", "B", "C"], n // 3), "date": np.tile(days, 3),
+        "red": rng.uniform(0.02, 0.1, n), "nir": rng.uniform(0.15, 0.45, n), "blue": rng.uniform(0.01, 0.05, n),
+        "green": rng.uniform(0.03, 0.1, n), "swir1": rng.uniform(0.1, 0.3, n), "swir2": rng.uniform(0.05, 0.2, n),
+        "lst_day": rng.uniform(270, 310, n), "air_temperature": rng.uniform(-5, 30, n),
+        "shortwave_radiation": rng.uniform(50, 350, n), "vpd": rng.uniform(0, 30, n), "lat": 50.0,
+    })
+    table["vpd"] = table["vpd"].where(rng.random(n) > 0.2)  # vpd is sometimes missing, lst never
+    table["gpp_obs"] = 20 * (table["nir"] - table["red"]) + 0.01 * (table["lst_day"] - 270) + rng.normal(0, 0.3, n)
+    model = train(table, TrainConfig(kind="gpp_l", folds=0, num_boost_round=30, early_stopping_rounds=0,
+                                     baselines=False, params={"min_data_in_leaf": 20})).model
+    unsafe = nan_unsafe_features(model.booster)
+    assert "lst" in unsafe and "vpd" not in unsafe and "lst" in model.required
+    probe = table.iloc[:6].copy()
+    probe.loc[probe.index[:3], "lst_day"] = np.nan
+    probe.loc[probe.index[3:], "vpd"] = np.nan
+    gpp = model.predict(probe)["gpp"].to_numpy()
+    assert np.isnan(gpp[:3]).all() and np.isfinite(gpp[3:]).all()
+    with pytest.raises(SpecError, match="never saw them missing"):
+        model.predict(table.drop(columns="lst_day"), allow_missing=("landsat_st",))
+    cube = xr.Dataset({c: (("time", "y", "x"), probe[c].to_numpy().reshape(6, 1, 1)) for c in probe.columns
+                       if c not in ("site", "date")}, coords={"time": probe["date"].to_numpy(), "y": [0.0], "x": [0.0]})
+    np.testing.assert_array_equal(cube.chunk({"time": 2}).gpp.estimate(model)["gpp"].values.ravel(), gpp)
+    with pytest.raises(SpecError, match="never saw them missing"):
+        cube.drop_vars("lst_day").gpp.estimate(model, allow_missing=("landsat_st",))

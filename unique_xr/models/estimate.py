@@ -63,6 +63,7 @@ class BlockPlan:
     static: tuple[bool, ...]  # True for (y, x) variables, False for (time, y, x)
     features: tuple[str, ...]
     transform: str
+    required: tuple[str, ...]  # features without which GPP is NaN (GppModel.required)
     allow_missing: tuple[str, ...]
     crs: str | None  # latitude is computed from x/y in this CRS when the cube has none
     threads: int
@@ -71,7 +72,7 @@ class BlockPlan:
 
     def __dask_tokenize__(self):
         return ("unique_xr.BlockPlan", self.recipe, self.names, self.static, self.features, self.transform,
-                self.allow_missing, self.crs, self.threads, self.from_features, self.batch_rows)
+                self.required, self.allow_missing, self.crs, self.threads, self.from_features, self.batch_rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan) -> tuple
 
     index = {f: i for i, f in enumerate(plan.features)}
     raw = handle.predict(X, threads=plan.threads)
-    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, plan.recipe.required_features)
+    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, plan.required)
     return gpp.astype("float32"), np.isfinite(X).sum(axis=1)
 
 
@@ -278,6 +279,7 @@ def estimate(
             "Rename spatial dims to y/x (e.g. ds.rename(lat='y', lon='x'))."
         )
     allow_missing = tuple(allow_missing)
+    model.check_allow_missing(allow_missing)
     if from_features:
         names, crs = _feature_variables(ds, model), None
     else:
@@ -291,7 +293,8 @@ def estimate(
     sub = sub.transpose(*DIMS, missing_dims="ignore")
     lazy = any(sub[n].chunks is not None for n in names)
     plan = BlockPlan(recipe=recipe, names=tuple(names), static=static, features=tuple(model.features),
-                     transform=model.card.target_transform, allow_missing=allow_missing, crs=crs,
+                     transform=model.card.target_transform, required=model.required, allow_missing=allow_missing,
+                     crs=crs,
                      threads=threads or (1 if lazy else _cores()), from_features=from_features)
     handle = ModelHandle.from_booster(model.booster, engine=engine, cache=cache)
     time_ns = sub["time"].values.astype("datetime64[ns]").astype("int64")
@@ -345,7 +348,7 @@ def _input_variables(ds: xr.Dataset, recipe: Recipe, allow_missing: tuple[str, .
 
 
 def _plan_stub(recipe: Recipe, allow_missing: tuple[str, ...]) -> BlockPlan:
-    return BlockPlan(recipe=recipe, names=(), static=(), features=(), transform="none",
+    return BlockPlan(recipe=recipe, names=(), static=(), features=(), transform="none", required=(),
                      allow_missing=allow_missing, crs=None, threads=1)
 
 

@@ -417,8 +417,10 @@ def _move_median_centred(a: np.ndarray, window: int) -> np.ndarray:
     import bottleneck as bn
 
     half = (window - 1) // 2  # the window of day i is [i - window + 1 + half, i + half], as in xarray
-    padded = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, half)], constant_values=np.nan)
-    return bn.move_median(padded, window, min_count=1, axis=-1)[..., half:]
+    n = a.shape[-1]
+    # NaN on both sides, so even a series shorter than the window has whole windows
+    padded = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(window - 1 - half, half)], constant_values=np.nan)
+    return bn.move_median(padded, window, min_count=1, axis=-1)[..., window - 1: window - 1 + n]
 
 
 def centred_median(da: xr.DataArray, window: int) -> xr.DataArray:

@@ -367,6 +367,29 @@ class GppModel:
     def features(self) -> list[str]:
         return self.card.feature_names
 
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Features without which a prediction is NaN: the recipe's reflectance, and every feature the
+        trees cannot treat as missing (see :func:`nan_unsafe_features`)."""
+        if not hasattr(self, "_required"):
+            unsafe = nan_unsafe_features(self.booster)
+            self._required = tuple(dict.fromkeys((*self.recipe.required_features, *unsafe)))
+        return self._required
+
+    def check_allow_missing(self, allow_missing: tuple[str, ...]) -> None:
+        """Raise when an input declared absent would empty a feature the trees cannot treat as missing."""
+        if not allow_missing:
+            return
+        emptied = features_emptied_by(self.recipe, allow_missing)
+        blocked = [f for f in self.required if f in emptied]
+        if blocked:
+            raise SpecError(
+                f"allow_missing={allow_missing!r} leaves the features {blocked} without values, but this model "
+                "never saw them missing in training: LightGBM would read NaN there as 0 (a 0 K temperature, a zero "
+                "reflectance), not as missing, and every prediction would be NaN by the library's rule. Provide "
+                "the input, or use a model trained without it (e.g. examples/train_sample_models.py)."
+            )
+
     def features_from_table(self, table, *, allow_missing: tuple[str, ...] = ()) -> pd.DataFrame:
         """The model's features for every row of a tower table (path or DataFrame)."""
         return features_from_table(read_table(table), self.recipe, allow_missing=allow_missing)
@@ -378,12 +401,12 @@ class GppModel:
             raise MissingVariableError(
                 f"Feature frame lacks {absent}; the model was trained on {self.features}."
             )
-        return _predict(self.booster, features[self.features], self.card.target_transform,
-                        self.recipe.required_features)
+        return _predict(self.booster, features[self.features], self.card.target_transform, self.required)
 
     def predict(self, table, *, allow_missing: tuple[str, ...] = ()) -> pd.DataFrame:
         """``site``, ``date`` and ``gpp`` (g C m-2 d-1) for every row of ``table``, in row order."""
         df = read_table(table)
+        self.check_allow_missing(tuple(allow_missing))
         feats = features_from_table(df, self.recipe, allow_missing=allow_missing)
         out = pd.DataFrame({"site": df["site"].to_numpy(), "date": pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d")})
         out["gpp"] = self.predict_features(feats).astype("float32")
@@ -397,6 +420,46 @@ class GppModel:
         tmp.replace(path / MODEL_FILE)
         self.card.save(path)
         return path
+
+
+def nan_unsafe_features(booster) -> tuple[str, ...]:
+    """Features the trees split on that had no missing value in training.
+
+    LightGBM sends NaN down a learned branch only for features that were missing in training
+    (``missing_type`` NaN); elsewhere it reads NaN as 0.0, which for a reflectance or a temperature is a
+    wrong value, not a missing one. Predictions are NaN where any of these features is missing.
+    """
+    names = booster.feature_name()
+    unsafe: set[str] = set()
+    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            if node.get("missing_type") != "NaN":
+                unsafe.add(names[node["split_feature"]])
+            stack += [node["left_child"], node["right_child"]]
+    return tuple(n for n in names if n in unsafe)
+
+
+def features_emptied_by(recipe: Recipe, absent: tuple[str, ...]) -> set[str]:
+    """Features of ``recipe`` that have no value when the canonical inputs ``absent`` are missing.
+
+    Found by deriving the features of a short plausible series with those inputs left out, so it
+    follows :func:`~unique_xr.models.features.derive_features` exactly.
+    """
+    import xarray as xr
+
+    from unique_xr.models.features import INPUTS, derive_features, resolve_inputs
+
+    typical = {"nbar_red": 0.05, "nbar_nir": 0.3, "nbar_blue": 0.03, "nbar_green": 0.06, "nbar_nir2": 0.28,
+               "nbar_swir1": 0.2, "nbar_swir2": 0.1, "lst_day_terra": 295.0, "lst_day_aqua": 296.0,
+               "sr_blue": 0.03, "sr_green": 0.06, "sr_red": 0.05, "sr_nir": 0.3, "sr_swir1": 0.2, "sr_swir2": 0.1,
+               "landsat_st": 295.0, "air_temperature": 15.0, "shortwave_radiation": 200.0, "vpd": 8.0, "lat": 45.0}
+    time = pd.date_range("2020-06-01", periods=5)
+    ds = xr.Dataset({INPUTS[n].aliases[0].name: ("time", np.full(len(time), typical[n]))
+                     for n in recipe.inputs if n not in absent}, coords={"time": time})
+    feats = derive_features(resolve_inputs(ds, recipe, allow_missing=absent, check_units=False), recipe)
+    return {f for f in recipe.features if bool(feats[f].isnull().all())}
 
 
 def load_model(directory: str | os.PathLike) -> GppModel:

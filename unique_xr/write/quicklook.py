@@ -130,9 +130,10 @@ def gpp_map(cubes: Mapping[str, object], path: str | Path, *, max_30m: int = 3, 
     finite = np.concatenate([im[np.isfinite(im)] for im in images])
     vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
     cmap = mpl.colormaps["YlGn"].with_extremes(bad="0.82")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 1.0, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels) + 1.0, 3.9), squeeze=False,
+                             layout="constrained")
     extent = _extent(panels[0][1])
-    for ax, (name, da), im in zip(axes.flat, panels, images):
+    for ax, (name, da), im in zip(axes.flat, panels, images, strict=True):
         shown = ax.imshow(im, cmap=cmap, vmin=0.0, vmax=max(vmax, 1e-3), extent=_extent(da), interpolation="nearest")
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
@@ -141,6 +142,9 @@ def gpp_map(cubes: Mapping[str, object], path: str | Path, *, max_30m: int = 3, 
         ax.set_yticks([])
     bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.85, pad=0.02)
     bar.set_label(GPP_LABEL)
+    km = ((extent[1] - extent[0]) / 1000.0, (extent[3] - extent[2]) / 1000.0)
+    fig.supxlabel(f"each panel {km[0]:.1f} x {km[1]:.1f} km; grey: no estimate (cloud, shadow, fill or no reflectance)",
+                  fontsize=8)
     absent = [f"{name}: {c.attrs['inputs_absent']}" for name, c in cubes.items()
               if c.attrs.get("inputs_absent") not in (None, "none")]
     lines = [title or "Daily gross primary productivity"]
@@ -148,6 +152,6 @@ def gpp_map(cubes: Mapping[str, object], path: str | Path, *, max_30m: int = 3, 
         lines.append("inputs absent (treated as missing): " + "; ".join(absent))
     fig.suptitle("\n".join(lines), fontsize=10)
     path = Path(path)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
