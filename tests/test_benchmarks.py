@@ -25,3 +25,27 @@ def test_bench_load_smoke(tmp_path):
     assert all(r["same_pixels_as_baseline"] for r in record["unique_xr"].values())
     assert record["tasks_linear_in_chunks"]
     assert record["region"]["pixels"] == 2 * 96 * 96
+
+
+def test_bench_estimate_smoke(tmp_path):
+    out, out_big = tmp_path / "estimate.json", tmp_path / "estimate_big.json"
+    record = _module("bench_estimate").main([
+        "--shape-m", "40", "16", "16", "--shape-l", "3", "32", "32", "--block-m", "16", "8", "--block-l", "32", "16",
+        "--repeat", "1", "--trees", "10",
+        "--compiled-trees", "20", "--compiled-leaves", "7", "--compiled-rows", "2000",
+        "--big-feature-gb", "0.01", "--big-days", "40", "--big-chunks", "8", "16", "16",
+        "--task-shape-l", "3", "32", "32", "--task-shape-m", "40", "16", "16", "--task-sides", "1", "2",
+        "--out", str(out), "--out-big", str(out_big)])
+    saved = json.loads(out.read_text())
+    assert saved["estimate_vs_predict"] == record["estimate_vs_predict"]
+    # the figures are made on the same pixels as the numpy reference, bit for bit
+    for kind in ("gpp_m", "gpp_l"):
+        a = record["estimate_vs_predict"][kind]
+        assert a["same_pixels_bit_identical"] and a["count_matches_finite_features"]
+        assert a["cube"]["pixel_days"] == (40 * 16 * 16 if kind == "gpp_m" else 3 * 32 * 32)
+    compiled = record["compiled_engine"]
+    assert "skipped" in compiled or compiled["gpp_m_20_trees"]["threads_1"]["within_1e-5_relative"]
+    assert all(t["fit"]["estimate_tasks"]["linear"] for t in record["tasks_per_chunk"].values())
+    big = json.loads(out_big.read_text())
+    assert big["big"]["pixel_days"] >= 9 * big["small"]["pixel_days"]
+    assert big["big"]["zarr_gpp_first_day_finite_share"] > 0.5

@@ -13,8 +13,9 @@ receives the model once.
 
 Chunks
     ``gpp_m`` features run along time (gap filling, running medians, trailing means), so each block
-    holds the whole time axis of its pixels; space is split so a block has at most
-    :data:`MAX_BLOCK_ROWS` pixel-days. ``gpp_l`` is pointwise and keeps the input chunks. Inside a
+    holds the whole time axis of its pixels. ``gpp_l`` is pointwise and keeps the input's time
+    chunks. For both, space is split further when a block would exceed :data:`MAX_BLOCK_ROWS`
+    pixel-days. Inside a
     block, pixels are processed in batches of about :data:`BATCH_ROWS` pixel-days, which bounds the
     float64 feature matrix (about 250 bytes per pixel-day).
 Threads
@@ -157,7 +158,9 @@ def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan) -> tuple
 
     index = {f: i for i, f in enumerate(plan.features)}
     raw = handle.predict(X, threads=plan.threads)
-    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, plan.required)
+    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, ())
+    if plan.required:  # the NaN rule of to_gpp, on the required columns at once
+        gpp[np.isnan(X[:, [index[f] for f in plan.required]]).any(axis=1)] = np.nan
     return gpp.astype("float32"), np.isfinite(X).sum(axis=1)
 
 
@@ -249,7 +252,7 @@ def estimate(
         Tree threads per block (default: 1 on Dask input, every available core on numpy input).
     chunks
         Spatial chunks ``{"y": .., "x": ..}`` of the output (default: those of the input, split
-        further for ``gpp_m`` so a block holds at most :data:`MAX_BLOCK_ROWS` pixel-days).
+        further so a block holds at most :data:`MAX_BLOCK_ROWS` pixel-days).
     cache
         Folder for compiled models (default :func:`unique_xr.models.engines.cache_dir`).
     from_features

@@ -455,7 +455,9 @@ def derive_features(inputs: xr.Dataset, recipe: Recipe) -> xr.Dataset:
                 da = da.where(qa)
             da = da.where((da > 0) & (da < 1))
             bands[role] = _fill_smooth(da, gap_days=recipe.gap_days, window=recipe.smooth_days, stat="median")
-        lst = xr.concat([inputs["lst_day_terra"], inputs["lst_day_aqua"]], "_sensor").mean("_sensor", skipna=True)
+        terra, aqua = inputs["lst_day_terra"], inputs["lst_day_aqua"]
+        seen = terra.notnull().astype("float64") + aqua.notnull()
+        lst = (terra.fillna(0.0) + aqua.fillna(0.0)) / seen.where(seen > 0)  # the mean of those seen
         lst = _fill_smooth(lst, gap_days=min(recipe.gap_days, 10), window=7, stat="mean")
     else:
         bands = {role: inputs[f"sr_{role}"].where((inputs[f"sr_{role}"] > 0) & (inputs[f"sr_{role}"] < 1))

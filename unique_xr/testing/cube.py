@@ -27,7 +27,7 @@ relative humidity.
 
 from __future__ import annotations
 
-import math
+import warnings
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -41,7 +41,7 @@ from unique_xr.grid import GridSpec
 from unique_xr.schema import DIMS, cf_attrs
 from unique_xr.testing import _scene
 
-__all__ = ["KINDS", "VARIABLES", "synthetic_inputs"]
+__all__ = ["KINDS", "VARIABLES", "generate_block", "synthetic_inputs"]
 
 KINDS = ("gpp_m", "gpp_l")
 
@@ -52,7 +52,6 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "gpp_m": ("red", "nir", "blue", "green", "nir2", "swir1", "swir2", "lst_day", "lst_day_aqua", *_MET),
     "gpp_l": ("blue", "green", "red", "nir", "swir1", "swir2", "lst_day", *_MET),
 }
-_REFLECTANCE = frozenset(_scene.BANDS)
 
 #: time step, pixel size (m) and default shape of each kind
 _STEP_DAYS = {"gpp_m": 1, "gpp_l": 16}
@@ -189,7 +188,7 @@ def generate_block(days: np.ndarray, y: np.ndarray, x: np.ndarray, *, scene: _Cu
     air_c = (air_k - 273.15).astype(np.float32)[:, None, None] + lapse  # (nt, ny, nx)
     toa = np.asarray(toa_radiation(scene.lat, doy), dtype=np.float64)
     shortwave = toa * (0.75 - 0.5 * cover) * (1.0 + 0.05 * _day_noise(seed, "radiation", days))
-    humidity = np.clip(0.55 + 0.35 * cover + 0.08 * _day_noise(seed, "humidity", days), 0.2, 0.98)
+    humidity = np.clip(0.45 + 0.4 * cover + 0.08 * _day_noise(seed, "humidity", days), 0.2, 0.98)
     saturation = 6.112 * np.exp(17.67 * air_c / (air_c + 243.5))  # hPa (Bolton 1980)
     out[index["air_temperature"]] = air_c
     out[index["shortwave_radiation"]] = np.maximum(shortwave, 0.0).astype(np.float32)[:, None, None]
@@ -232,7 +231,7 @@ def _centre_latitude(grid: GridSpec) -> float:
     return float(lat)
 
 
-def _normalize_chunks(chunks: dict[str, int] | None, shape: tuple[int, int, int], kind: str):
+def _normalize_chunks(chunks: dict[str, int] | None, shape: tuple[int, int, int]):
     from dask.array.core import normalize_chunks
 
     default = {"time": -1, "y": 256, "x": 256}
@@ -301,6 +300,7 @@ def synthetic_inputs(
     True
     """
     import dask.array as da
+    from dask.array import PerformanceWarning
     from dask.base import tokenize
 
     if kind not in KINDS:
@@ -326,19 +326,21 @@ def synthetic_inputs(
         raise SpecError(f"start must be a date such as '2020-01-01', got {start!r}.") from err
     times = pd.date_range(first, periods=nt, freq=f"{_STEP_DAYS[kind]}D")
     days = times.values.astype("datetime64[D]").astype(np.int64)
-    tchunks, ychunks, xchunks = _normalize_chunks(chunks, (nt, ny, nx), kind)
+    tchunks, ychunks, xchunks = _normalize_chunks(chunks, (nt, ny, nx))
 
     scene = _CubeScene(kind=kind, seed=int(seed), cloud_fraction=float(cloud_fraction), lat=_centre_latitude(grid))
     names = VARIABLES[kind]
     token = tokenize(scene, days, grid, tchunks, ychunks, xchunks)
-    stacked = da.blockwise(
-        generate_block, "vtyx",
-        da.from_array(days, chunks=(tchunks,), name=f"synthetic-days-{token}"), "t",
-        da.from_array(grid.y, chunks=(ychunks,), name=f"synthetic-y-{token}"), "y",
-        da.from_array(grid.x, chunks=(xchunks,), name=f"synthetic-x-{token}"), "x",
-        new_axes={"v": len(names)}, dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
-        name=f"synthetic-{kind}-{token}", scene=scene,
-    )
+    with warnings.catch_warnings():  # many blocks from three 1-D coordinate arrays is the point here
+        warnings.simplefilter("ignore", PerformanceWarning)
+        stacked = da.blockwise(
+            generate_block, "vtyx",
+            da.from_array(days, chunks=(tchunks,), name=f"synthetic-days-{token}"), "t",
+            da.from_array(grid.y, chunks=(ychunks,), name=f"synthetic-y-{token}"), "y",
+            da.from_array(grid.x, chunks=(xchunks,), name=f"synthetic-x-{token}"), "x",
+            new_axes={"v": len(names)}, dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
+            name=f"synthetic-{kind}-{token}", scene=scene,
+        )
     data_vars = {name: (DIMS, stacked[i], _attrs(name)) for i, name in enumerate(names)}
     ds = xr.Dataset(data_vars, coords={"time": times})
     ds.attrs = {
@@ -357,7 +359,3 @@ def _attrs(name: str) -> dict[str, Any]:
         return cf_attrs("lst_day", long_name="land surface temperature, day (Aqua, 13:30)")
     return cf_attrs(name)
 
-
-def pixel_days(ds: xr.Dataset) -> int:
-    """Number of pixel-days of a cube (``time x y x x``)."""
-    return math.prod(ds.sizes[d] for d in DIMS)
