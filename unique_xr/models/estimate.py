@@ -81,7 +81,9 @@ class BlockPlan:
 
 
 def _latitude(y: np.ndarray, x: np.ndarray, crs: str) -> np.ndarray:
-    from pyproj import Transformer  # one per call: transformers are not shared across threads
+    from pyproj import (
+        Transformer,  # one per call: transformers are not shared across threads
+    )
 
     xx, yy = np.meshgrid(x, y)
     _, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xx, yy)
@@ -131,7 +133,8 @@ def _feature_matrix(columns: dict[str, np.ndarray], times: pd.DatetimeIndex, pla
     else:
         batch = xr.Dataset({n: (("pixel",), a) if a.ndim == 1 else (("time", "pixel"), a) for n, a in columns.items()},
                            coords={"time": times})
-        derived = derive_features(_inputs(batch, plan, check_units=check_units), plan.recipe)
+        inputs = _inputs(batch, plan.recipe, plan.allow_missing, check_units=check_units)
+        derived = derive_features(inputs, plan.recipe)
         feats = {f: derived[f].transpose(..., "pixel").data for f in plan.features}
     X = np.empty((nt * npix, len(plan.features)), dtype="float64")
     view = X.reshape(nt, npix, len(plan.features))
@@ -140,16 +143,16 @@ def _feature_matrix(columns: dict[str, np.ndarray], times: pd.DatetimeIndex, pla
     return X
 
 
-def _inputs(batch: xr.Dataset, plan: BlockPlan, *, check_units: bool) -> xr.Dataset:
+def _inputs(batch: xr.Dataset, recipe: Recipe, allow_missing: tuple[str, ...], *, check_units: bool) -> xr.Dataset:
     """Canonical inputs of one batch: the tower tables' raw Landsat DN are converted first."""
-    if plan.recipe.kind == "gpp_l" and "QA_PIXEL" in batch and "red" not in batch:
+    if recipe.kind == "gpp_l" and "QA_PIXEL" in batch and "red" not in batch:
         shape = (batch.sizes["time"], batch.sizes["pixel"])
         frame = pd.DataFrame({n: np.broadcast_to(v.transpose(..., "pixel").values, shape).reshape(-1)
                               for n, v in batch.data_vars.items()})
-        frame = landsat_dn_to_roles(frame, plan.recipe)
+        frame = landsat_dn_to_roles(frame, recipe)
         batch = xr.Dataset({c: (("time", "pixel"), frame[c].to_numpy().reshape(shape)) for c in frame.columns},
                            coords={"time": batch["time"]})
-    return resolve_inputs(batch, plan.recipe, allow_missing=plan.allow_missing, check_units=check_units)
+    return resolve_inputs(batch, recipe, allow_missing=allow_missing, check_units=check_units)
 
 
 def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan) -> tuple[np.ndarray, np.ndarray]:
@@ -158,9 +161,7 @@ def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan) -> tuple
 
     index = {f: i for i, f in enumerate(plan.features)}
     raw = handle.predict(X, threads=plan.threads)
-    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, ())
-    if plan.required:  # the NaN rule of to_gpp, on the required columns at once
-        gpp[np.isnan(X[:, [index[f] for f in plan.required]]).any(axis=1)] = np.nan
+    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, plan.required)
     return gpp.astype("float32"), np.isfinite(X).sum(axis=1)
 
 
@@ -346,13 +347,8 @@ def _input_variables(ds: xr.Dataset, recipe: Recipe, allow_missing: tuple[str, .
     empty = xr.Dataset({n: (("time", "pixel"), np.empty((0, 0), ds[n].dtype)) if "time" in ds[n].dims
                         else (("pixel",), np.empty(0, ds[n].dtype)) for n in names},
                        coords={"time": np.empty(0, "datetime64[ns]")})
-    _inputs(empty, _plan_stub(recipe, allow_missing + (("lat",) if crs else ())), check_units=False)
+    _inputs(empty, recipe, allow_missing + (("lat",) if crs else ()), check_units=False)
     return names, crs
-
-
-def _plan_stub(recipe: Recipe, allow_missing: tuple[str, ...]) -> BlockPlan:
-    return BlockPlan(recipe=recipe, names=(), static=(), features=(), transform="none", required=(),
-                     allow_missing=allow_missing, crs=None, threads=1)
 
 
 def _cores() -> int:

@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -367,14 +368,11 @@ class GppModel:
     def features(self) -> list[str]:
         return self.card.feature_names
 
-    @property
+    @cached_property
     def required(self) -> tuple[str, ...]:
         """Features without which a prediction is NaN: the recipe's reflectance, and every feature the
         trees cannot treat as missing (see :func:`nan_unsafe_features`)."""
-        if not hasattr(self, "_required"):
-            unsafe = nan_unsafe_features(self.booster)
-            self._required = tuple(dict.fromkeys((*self.recipe.required_features, *unsafe)))
-        return self._required
+        return tuple(dict.fromkeys((*self.recipe.required_features, *nan_unsafe_features(self.booster))))
 
     def check_allow_missing(self, allow_missing: tuple[str, ...]) -> None:
         """Raise when an input declared absent would empty a feature the trees cannot treat as missing."""
