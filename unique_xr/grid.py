@@ -18,7 +18,7 @@ import numpy as np
 
 from unique_xr.errors import CRSError, GridError
 
-__all__ = ["GridSpec"]
+__all__ = ["GridSpec", "pixel_lonlat"]
 
 _TOL = 1e-6  # fraction of a pixel within which bounds count as whole pixels
 
@@ -323,3 +323,16 @@ class GridSpec:
 
     def __dask_tokenize__(self):
         return ("unique_xr.GridSpec", self.crs, self.resolution, self.bounds)
+
+
+def pixel_lonlat(y: np.ndarray, x: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """Longitude and latitude (degrees) of the pixel centres ``(y, x)`` of a grid in ``crs``, each ``(y, x)``.
+
+    A new pyproj Transformer per call: transformers are not shared across threads, and Dask block
+    kernels call this from several at once.
+    """
+    from pyproj import Transformer
+
+    xx, yy = np.meshgrid(x, y)
+    lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xx, yy)
+    return np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")

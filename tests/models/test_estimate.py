@@ -154,9 +154,9 @@ def test_registry_named_cube_matches_table_names(gpp_m_cube, model):
     reg["vpd"] = gpp_m_cube["tower_vpd"] / 100.0
     reg = grid.attach(reg.assign_coords(y=grid.y, x=grid.x))
     named = gpp_m_cube.assign_coords(y=grid.y, x=grid.x)
-    from unique_xr.models.estimate import _latitude
+    from unique_xr.grid import pixel_lonlat
 
-    lat = _latitude(grid.y, grid.x, grid.crs)
+    lat = pixel_lonlat(grid.y, grid.x, grid.crs)[1]
     named["lat"] = (("y", "x"), lat)  # the same latitude the registry cube gets from its grid mapping
     a = reg.chunk({"y": 1}).gpp.estimate(model).compute()
     b = named.gpp.estimate(model)

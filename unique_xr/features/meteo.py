@@ -42,7 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from unique_xr.errors import GridError, MissingVariableError, SpecError, UnitsError
-from unique_xr.grid import GridSpec
+from unique_xr.grid import GridSpec, pixel_lonlat
 from unique_xr.schema import cf_attrs, check_range
 
 __all__ = [
@@ -449,17 +449,9 @@ def _day_range(time: Any, times: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Tim
 # ---------------------------------------------------------------------------------------------
 # space
 # ---------------------------------------------------------------------------------------------
-def _to_lonlat(crs: str):
-    # one Transformer per call (per block): pyproj transformers are not shared across threads
-    from pyproj import Transformer
-
-    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-
-
 def _interp_block(values, y, x, *, crs, lat_nodes, lon_nodes, lon_360, method):
     """Kernel for one output block: pixel centres -> lat/lon (pyproj) -> bilinear on the nodes."""
-    xx, yy = np.meshgrid(x, y)
-    lon, lat = _to_lonlat(crs).transform(xx, yy)
+    lon, lat = pixel_lonlat(y, x, crs)
     if lon_360:
         lon = np.mod(lon, 360.0)
     return bilinear_regular(values, lat_nodes, lon_nodes, lat, lon, method=method).astype(np.float32)

@@ -37,6 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.grid import pixel_lonlat
 from unique_xr.models.engines import ModelHandle
 from unique_xr.models.features import (
     Recipe,
@@ -80,16 +81,6 @@ class BlockPlan:
 # the numpy kernel
 
 
-def _latitude(y: np.ndarray, x: np.ndarray, crs: str) -> np.ndarray:
-    from pyproj import (
-        Transformer,  # one per call: transformers are not shared across threads
-    )
-
-    xx, yy = np.meshgrid(x, y)
-    _, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(xx, yy)
-    return np.asarray(lat, dtype="float64")
-
-
 def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, plan: BlockPlan) -> np.ndarray:
     """GPP and the count of valid features for one block: ``(2, time, y, x)`` float32.
 
@@ -105,7 +96,7 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
     nt, ny, nx = shape
     if plan.crs is not None:
         y, x = arrays[len(plan.names):]
-        data.append(_latitude(np.asarray(y), np.asarray(x), plan.crs))
+        data.append(pixel_lonlat(np.asarray(y), np.asarray(x), plan.crs)[1])
         names.append("lat")
         static.append(True)
     npix = ny * nx
