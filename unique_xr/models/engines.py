@@ -10,10 +10,11 @@ Engines
         ``Booster.predict``: the reference.
     ``"lleaves"``
         The trees compiled to machine code with LLVM (``pip install "unique_xr[fast]"``); the same
-        predictions within about 1e-12 relative, several times faster. Compiling takes about 1 s per
-        50 trees, so the object file is cached on disk under the model hash, the lleaves and llvmlite
-        versions and the host CPU (see :func:`cache_dir`), checked against its recorded SHA-256
-        when loaded, and rebuilt when missing or damaged.
+        predictions within 1e-10 relative (6.9e-11 measured on a 500-tree model), several times
+        faster. Compiling took 1.3 s for 56 trees and 74-88 s for 500 trees of 63 leaves here, so
+        the object file is cached on disk under the model hash, the lleaves and llvmlite versions
+        and the host CPU (see :func:`cache_dir`), checked against its recorded SHA-256 when loaded,
+        and rebuilt when missing or damaged.
 """
 
 from __future__ import annotations
