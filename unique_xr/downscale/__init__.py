@@ -1,0 +1,37 @@
+"""Diffusion downscaling (UNIQUE step 2): coarse field -> fine field, S1 (coarse only) or S2 (+ auxiliaries).
+
+The torch model (:mod:`~unique_xr.downscale.net`, :mod:`~unique_xr.downscale.diffusion`,
+:mod:`~unique_xr.downscale.model`) knows nothing of xarray; :mod:`~unique_xr.downscale.api`
+cuts training patches with xbatcher and predicts tiled, blended and lazily per chunk;
+:mod:`~unique_xr.downscale.tiling` and :mod:`~unique_xr.downscale.conditioning` are numpy only.
+torch is imported when a function that needs it is called (extra ``torch``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unique_xr.downscale.config import DownscaleConfig
+
+__all__ = ["DownscaleConfig", "fit", "downscale", "load_downscaler"]
+
+
+def fit(*args: Any, **kwargs: Any):
+    """Train a downscaler; see :func:`unique_xr.downscale.api.fit`."""
+    from unique_xr.downscale.api import fit as _fit
+
+    return _fit(*args, **kwargs)
+
+
+def downscale(*args: Any, **kwargs: Any):
+    """Apply a downscaler; see :func:`unique_xr.downscale.api.downscale`."""
+    from unique_xr.downscale.api import downscale as _downscale
+
+    return _downscale(*args, **kwargs)
+
+
+def load_downscaler(*args: Any, **kwargs: Any):
+    """Read a model folder; see :func:`unique_xr.downscale.model.load_downscaler`."""
+    from unique_xr.downscale.model import load_downscaler as _load
+
+    return _load(*args, **kwargs)

@@ -1,0 +1,475 @@
+"""The xarray side of downscaling: training patches with xbatcher, and tiled lazy prediction.
+
+``fit`` turns paired coarse/fine images (plus auxiliaries for scheme S2) into patches and
+trains a :class:`~unique_xr.downscale.model.Downscaler`; ``downscale`` applies one to a coarse
+field, one Dask task per output chunk and time step, each computing the global-lattice tiles
+that touch its chunk (:mod:`unique_xr.downscale.tiling`), so the result does not depend on
+the chunking. The model is one key of the graph and is loaded once per worker process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from unique_xr.downscale.conditioning import (
+    DownscaleInputError,
+    Normalisation,
+    block_replicate,
+    conserve_mass,
+    upsample_bilinear,
+)
+from unique_xr.downscale.config import DownscaleConfig
+from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
+
+#: Student-t quantile for the 90 % prediction interval of one new member, by ensemble size - 1.
+_T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
+        15: 1.753, 20: 1.725, 30: 1.697, 60: 1.671}
+
+
+def _t95(dof: int) -> float:
+    keys = sorted(_T95)
+    best = max((k for k in keys if k <= dof), default=1)
+    return _T95[best] if dof <= 60 else 1.645
+
+
+def _as_list(items) -> list[xr.DataArray]:
+    if items is None:
+        return []
+    if isinstance(items, xr.DataArray):
+        if "time" in items.dims:
+            return [items.isel(time=i) for i in range(items.sizes["time"])]
+        return [items]
+    return list(items)
+
+
+def _values(da: xr.DataArray) -> np.ndarray:
+    if set(da.dims) - {"y", "x"} or da.ndim != 2:
+        raise DownscaleInputError(f"Expected a 2-D (y, x) image, got dims {da.dims}; select one band/time first.")
+    return np.asarray(da.transpose("y", "x").values, dtype=np.float64)
+
+
+def infer_factor(coarse_shape: tuple[int, int], fine_shape: tuple[int, int], factor: int | None = None) -> int:
+    """1 when the coarse image is already on the fine grid, else the whole nesting factor."""
+    if factor is not None:
+        expected = (coarse_shape[0] * factor, coarse_shape[1] * factor)
+        if tuple(fine_shape) != expected and tuple(coarse_shape) != tuple(fine_shape):
+            raise DownscaleInputError(
+                f"factor={factor} expects a fine grid of {expected} for a coarse image of {coarse_shape}; "
+                f"the fine grid is {fine_shape}."
+            )
+        return factor if tuple(coarse_shape) != tuple(fine_shape) else 1
+    if tuple(coarse_shape) == tuple(fine_shape):
+        return 1
+    ratios = {fine_shape[0] / coarse_shape[0], fine_shape[1] / coarse_shape[1]}
+    if len(ratios) == 1 and float(next(iter(ratios))).is_integer():
+        return int(next(iter(ratios)))
+    raise DownscaleInputError(
+        f"The coarse image {coarse_shape} neither matches the fine grid {fine_shape} nor nests in it by a whole "
+        "factor. Resample it onto the fine grid first (e.g. odc-geo xr_reproject, bilinear), or crop both "
+        "so the coarse pixels are exact k x k blocks."
+    )
+
+
+def coarse_on_fine(coarse: np.ndarray, factor: int) -> np.ndarray:
+    """The coarse field on the fine grid: bilinear between coarse centres, or as is when ``factor == 1``."""
+    return coarse.astype(np.float32) if factor == 1 else upsample_bilinear(coarse, factor)
+
+
+def training_patches(stack: np.ndarray, patch: int, *, min_valid: float) -> np.ndarray:
+    """Overlapping ``patch x patch`` patches of ``stack`` ``(pairs, 1 + C, H, W)`` cut with xbatcher.
+
+    Patches overlap by half a patch; those whose target is valid on less than ``min_valid``
+    of their pixels are dropped. Returns ``(N, 1 + C, patch, patch)`` float32.
+    """
+    from unique_xr._optional import import_optional
+
+    xbatcher = import_optional("xbatcher", purpose="cutting training patches")
+    h, w = stack.shape[-2:]
+    if min(h, w) < patch:
+        raise DownscaleInputError(f"Training images of {h} x {w} px are smaller than patch={patch}; lower the patch size.")
+    ds = xr.Dataset({"stack": (("pair", "channel", "y", "x"), stack)},
+                    coords={"pair": np.arange(stack.shape[0]), "channel": np.arange(stack.shape[1])})
+    gen = xbatcher.BatchGenerator(ds, input_dims={"y": patch, "x": patch},
+                                  input_overlap={"y": patch // 2, "x": patch // 2})
+    out = []
+    for batch in gen:
+        arr = batch["stack"].unstack("sample").transpose("pair", "channel", "y", "x").values
+        keep = np.isfinite(arr[:, 0]).mean(axis=(1, 2)) >= min_valid
+        out.append(arr[keep])
+    return np.concatenate(out).astype(np.float32) if out else np.empty((0, *stack.shape[1:2], patch, patch), np.float32)
+
+
+def fit(
+    coarse: xr.DataArray | Sequence[xr.DataArray],
+    fine: xr.DataArray | Sequence[xr.DataArray],
+    *,
+    aux: Sequence[xr.DataArray] | None = None,
+    scheme: str = "s1",
+    factor: int | None = None,
+    config: DownscaleConfig | None = None,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    precision: str = "auto",
+    resume: bool = False,
+    progress: bool = False,
+    aux_kinds: Sequence[str | None] | None = None,
+):
+    """Train a conditional diffusion downscaler on paired images of one variable.
+
+    Parameters
+    ----------
+    coarse, fine
+        Pairs of 2-D ``(y, x)`` images (lists, or DataArrays with a ``time`` dimension), the same
+        variable in the same units. Coarse images are on the fine grid already or on a grid that
+        nests in it (each coarse pixel an exact ``factor x factor`` block; inferred from the shapes).
+        NaN in ``fine`` (clouds, fill) is ignored by the loss; NaN in ``coarse`` is filled from the
+        nearest valid pixel for conditioning and flagged in a mask channel.
+    aux
+        Scheme S2 only: static layers on the fine grid, e.g. a DEM and a land-cover map (integer
+        rasters with few values become one channel per class; ``aux_kinds`` overrides).
+    scheme
+        ``"s1"`` (coarse only) or ``"s2"`` (coarse + auxiliaries).
+    config
+        :class:`DownscaleConfig` (default: the ``"cpu"`` preset).
+    out
+        Model folder; with it, checkpoints are written while training and ``resume=True`` continues.
+    device, precision
+        Where to train (``"cpu"``, ``"cuda"``, ``"auto"``) and ``"auto"`` (bf16 autocast on CUDA),
+        ``"bf16"`` or ``"fp32"``.
+
+    Returns
+    -------
+    Downscaler
+    """
+    from unique_xr.downscale.model import Downscaler, train
+
+    config = config or DownscaleConfig.preset("cpu")
+    coarse, fine, aux = _as_list(coarse), _as_list(fine), _as_list(aux)
+    if scheme == "s1" and aux:
+        raise DownscaleInputError("Scheme s1 conditions on the coarse field only; drop the auxiliaries or use scheme='s2'.")
+    if scheme == "s2" and not aux:
+        raise DownscaleInputError("Scheme s2 needs auxiliaries on the fine grid (e.g. a DEM and land cover); pass aux=[...].")
+    if not coarse or len(coarse) != len(fine):
+        raise DownscaleInputError(f"fit needs coarse and fine images in pairs; got {len(coarse)} coarse and {len(fine)} fine.")
+    fine_np = [_values(f) for f in fine]
+    shape = fine_np[0].shape
+    if any(f.shape != shape for f in fine_np):
+        raise DownscaleInputError(f"All fine images must share one grid; got shapes {sorted({f.shape for f in fine_np})}.")
+    coarse_np = [_values(c) for c in coarse]
+    k = infer_factor(coarse_np[0].shape, shape, factor)
+    coarse_up = [coarse_on_fine(c, infer_factor(c.shape, shape, factor)) for c in coarse_np]
+    aux_np = [_values(a) for a in aux]
+    for a, arr in zip(aux, aux_np):
+        if arr.shape != shape:
+            raise DownscaleInputError(f"Auxiliary {a.name!r} is {arr.shape}, the fine grid {shape}: put it on the fine grid.")
+    names = [str(a.name) if a.name is not None else f"aux{i}" for i, a in enumerate(aux)]
+    norm = Normalisation.fit(coarse_up, fine_np, aux_np, aux_names=names, aux_kinds=list(aux_kinds) if aux_kinds else None)
+    stack = np.stack([np.concatenate([norm.residual(f, c)[None], norm.conditioning(c, aux_np)])
+                      for f, c in zip(fine_np, coarse_up)])
+    patches = training_patches(stack, config.patch, min_valid=config.min_valid)
+    model = Downscaler.new(config, norm, scheme)
+    model.card.update({
+        "variable": str(fine[0].name) if fine[0].name is not None else None,
+        "units": fine[0].attrs.get("units"),
+        "factor": k,
+        "pairs": len(fine),
+        "fine_shape": list(shape),
+        "valid_fine_pixels": int(sum(np.isfinite(f).sum() for f in fine_np)),
+    })
+    return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress)
+
+
+class DownscalerHandle:
+    """A model as bytes (weights + card) with its token; pickled once into a graph, loaded once per process."""
+
+    def __init__(self, model) -> None:
+        import torch
+
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.net.state_dict().items()}, buf)
+        self.weights = buf.getvalue()
+        self.describe = model.describe()
+        self.token = hashlib.sha256(self.weights + repr(self.describe).encode()).hexdigest()[:20]
+
+    def __dask_tokenize__(self):
+        return ("unique_xr.DownscalerHandle", self.token)
+
+    def get(self):
+        model = _LOADED.get(self.token)
+        if model is None:
+            import torch
+
+            from unique_xr.downscale.model import Downscaler
+
+            model = Downscaler.new(DownscaleConfig.from_dict(self.describe["config"]),
+                                   Normalisation.from_dict(self.describe["normalisation"]), self.describe["scheme"])
+            model.net.load_state_dict(torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True))
+            model.net.eval()
+            _LOADED[self.token] = model
+            LOAD_COUNT[self.token] = LOAD_COUNT.get(self.token, 0) + 1
+        return model
+
+
+_LOADED: dict[str, Any] = {}
+#: How many times each model token was materialised in this process (tests: once per worker).
+LOAD_COUNT: dict[str, int] = {}
+
+
+def predict_block(
+    handle: DownscalerHandle,
+    coarse: np.ndarray,
+    coarse_origin: tuple[int, int],
+    coarse_shape: tuple[int, int],
+    aux: list[np.ndarray],
+    aux_origin: tuple[int, int],
+    box: tuple[int, int, int, int],
+    plan: TilePlan,
+    *,
+    factor: int,
+    members: int,
+    steps: int | None,
+    sampler: str | None,
+    seed: int,
+    conserve: bool,
+    device: str,
+    precision: str,
+    batch_size: int,
+) -> np.ndarray:
+    """numpy kernel: statistics ``(S, y1 - y0, x1 - x0)`` of the members for one output box.
+
+    ``coarse`` is a window of the coarse field starting at ``coarse_origin`` (on the fine grid when
+    ``factor == 1``); ``aux`` are windows of the auxiliaries starting at ``aux_origin``. ``S`` is 1
+    (mean) for one member, else 4 (mean, spread, lower, upper).
+    """
+    model = handle.get()
+    y0, y1, x0, x1 = box
+    (wy0, wy1), (wx0, wx1) = plan.window(y0, y1, 0), plan.window(x0, x1, 1)
+    h, w = plan.shape
+    rows, cols = reflect_index(np.arange(wy0, wy1), h), reflect_index(np.arange(wx0, wx1), w)
+    coarse = np.asarray(coarse, dtype=np.float64)
+    if factor == 1:
+        up = coarse[np.ix_(rows - coarse_origin[0], cols - coarse_origin[1])].astype(np.float32)
+    else:
+        up = upsample_bilinear(coarse, factor, rows=rows, cols=cols, origin=coarse_origin, coarse_shape=coarse_shape)
+    aux_w = [np.asarray(a)[np.ix_(rows - aux_origin[0], cols - aux_origin[1])] for a in aux]
+    cond = model.norm.conditioning(up, aux_w)
+    sample = model.sampler_fn(steps=steps, sampler=sampler, device=device, precision=precision)
+    residual = predict_region(sample, cond, (wy0, wx0), box, plan, members=members, seed=seed, batch_size=batch_size)
+    up_box = up[y0 - wy0: y1 - wy0, x0 - wx0: x1 - wx0]
+    fields = model.norm.to_field(residual, up_box)
+    if conserve:
+        block = block_replicate(coarse, factor, rows=np.arange(y0, y1), cols=np.arange(x0, x1), origin=coarse_origin)
+        fields = conserve_mass(fields, block, factor)
+    fields = np.where(np.isfinite(up_box), fields, np.nan)
+    mean = fields.mean(axis=0)
+    if members == 1:
+        return mean[None].astype(np.float32)
+    spread = fields.std(axis=0, ddof=1)
+    half = _t95(members - 1) * spread * math.sqrt(1 + 1 / members)
+    return np.stack([mean, spread, mean - half, mean + half]).astype(np.float32)
+
+
+def _windows(plan: TilePlan, box, factor: int, coarse_shape):
+    """Fine-grid and coarse-grid windows (start, stop per axis) a box's kernel reads."""
+    out_fine, out_coarse = [], []
+    for axis, (lo, hi) in enumerate(((box[0], box[1]), (box[2], box[3]))):
+        a, b = plan.window(lo, hi, axis)
+        idx = reflect_index(np.arange(a, b), plan.shape[axis])
+        f0, f1 = int(idx.min()), int(idx.max()) + 1
+        out_fine.append((f0, f1))
+        if factor == 1:
+            out_coarse.append((f0, f1))
+        else:
+            n = coarse_shape[axis]
+            first = min(max(math.floor((f0 + 0.5) / factor - 0.5), 0), max(n - 2, 0))
+            last = min(max(math.floor((f1 - 0.5) / factor - 0.5), 0), max(n - 2, 0)) + 1
+            c0, c1 = min(first, lo // factor), max(last, (hi - 1) // factor) + 1
+            out_coarse.append((c0, min(c1, n)))
+    return out_fine, out_coarse
+
+
+def downscale(
+    coarse: xr.DataArray,
+    model,
+    *,
+    aux: Sequence[xr.DataArray] | None = None,
+    factor: int | None = None,
+    members: int = 1,
+    steps: int | None = None,
+    sampler: str | None = None,
+    seed: int = 0,
+    tile: int | None = None,
+    overlap: int | None = None,
+    conserve: bool = False,
+    device: str = "cpu",
+    precision: str = "auto",
+    chunks: int | None = None,
+    batch_size: int = 8,
+    name: str | None = None,
+    resources: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Downscale a coarse field with a trained model, tile by tile, lazily on Dask input.
+
+    Parameters
+    ----------
+    coarse
+        ``(y, x)`` or ``(time, y, x)``; on the fine grid already, or nested in it by ``factor``
+        (inferred from the auxiliaries' shape when they are given).
+    model
+        A :class:`~unique_xr.downscale.model.Downscaler` or a model folder.
+    aux
+        The auxiliaries the model was trained with (scheme S2), on the fine grid, same order.
+    members
+        Ensemble size. With more than one, the output also has ``<name>_spread`` (member standard
+        deviation) and ``<name>_lower`` / ``<name>_upper``: the 90 % prediction interval of one new
+        member, mean +- t(0.95, N-1) * spread * sqrt(1 + 1/N).
+    steps, sampler
+        Network evaluations and ``"ddim"``/``"ddpm"`` (default: the model's).
+    seed
+        Noise seed; the noise is a function of seed, member and global pixel position.
+    tile, overlap
+        Tile side and overlap in fine pixels (default: the model's).
+    conserve
+        Shift each member so its mean over every coarse cell equals the coarse value
+        (needs a nested coarse grid, ``factor > 1``).
+    chunks
+        Output chunk side in fine pixels. Default: lazy only if ``coarse`` or ``aux`` is Dask-backed,
+        with the auxiliaries' chunks or 1024.
+    resources
+        Dask resource annotation of the prediction tasks, e.g. ``{"GPU": 1}`` (default when
+        ``device`` is CUDA).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``<name>`` (ensemble mean, float32) on the fine grid, plus spread and interval when
+        ``members > 1``.
+    """
+    import dask
+    import dask.array as dsa
+
+    from unique_xr.downscale.model import Downscaler, load_downscaler, resolve_device
+
+    if not isinstance(model, Downscaler):
+        model = load_downscaler(model)
+    device = resolve_device(device)
+    aux = _as_list(aux)
+    name = name or (str(coarse.name) if coarse.name is not None else model.card.get("variable") or "field")
+    if members < 1:
+        raise DownscaleInputError(f"members must be >= 1; got {members}.")
+    if set(coarse.dims) - {"time", "y", "x"} or not {"y", "x"} <= set(coarse.dims):
+        raise DownscaleInputError(f"coarse must have dims (y, x) or (time, y, x); got {coarse.dims}.")
+    timed = "time" in coarse.dims
+    coarse = coarse.transpose(*(("time",) if timed else ()), "y", "x")
+    cshape = (coarse.sizes["y"], coarse.sizes["x"])
+    if aux:
+        fshape = (aux[0].sizes["y"], aux[0].sizes["x"])
+        k = infer_factor(cshape, fshape, factor)
+    else:
+        k = factor or 1
+        fshape = (cshape[0] * k, cshape[1] * k)
+    if conserve and k == 1:
+        raise DownscaleInputError("conserve=True needs the coarse field on its own nested grid (factor > 1), "
+                                  "so the coarse cells are known.")
+    trained = model.norm.aux
+    if len(aux) != len(trained):
+        raise DownscaleInputError(f"The model ({model.scheme}) was trained with {len(trained)} auxiliaries "
+                                  f"{[a.name for a in trained]}; got {len(aux)}.")
+    cfg = model.config
+    plan = TilePlan.make(fshape, tile=tile or cfg.tile, overlap=cfg.overlap if overlap is None else overlap,
+                         stride=model.stride)
+    handle = DownscalerHandle(model)
+    kw = dict(factor=k, members=members, steps=steps, sampler=sampler, seed=seed, conserve=conserve,
+              device=device, precision=precision, batch_size=batch_size)
+    n_stats = 1 if members == 1 else 4
+    lazy = chunks is not None or coarse.chunks is not None or any(a.chunks is not None for a in aux)
+    times = range(coarse.sizes["time"]) if timed else [None]
+    aux_data = [a.transpose("y", "x").data for a in aux]
+
+    if not lazy:
+        aux_np = [np.asarray(a) for a in aux_data]
+        box = (0, fshape[0], 0, fshape[1])
+        blocks = [predict_block(handle, np.asarray(coarse.data if t is None else coarse.data[t]), (0, 0), cshape,
+                                aux_np, (0, 0), box, plan, **kw) for t in times]
+        data = np.stack(blocks, axis=1)
+    else:
+        side = chunks or (aux[0].chunks[0][0] if aux and aux[0].chunks else 1024)
+        if conserve:
+            side = max(k, side // k * k)
+        ybounds = list(range(0, fshape[0], side)) + [fshape[0]]
+        xbounds = list(range(0, fshape[1], side)) + [fshape[1]]
+        resources = resources or ({"GPU": 1} if device.startswith("cuda") else None)
+        annotations = {"resources": resources} if resources else {}
+        handle_d = dask.delayed(handle, name=f"downscaler-{handle.token}", pure=True)
+        kernel = dask.delayed(predict_block, pure=True)
+        per_time = []
+        for t in times:
+            cdata = coarse.data if t is None else coarse.data[t]
+            rows_of_blocks = []
+            for y0, y1 in zip(ybounds[:-1], ybounds[1:]):
+                row = []
+                for x0, x1 in zip(xbounds[:-1], xbounds[1:]):
+                    box = (y0, y1, x0, x1)
+                    (fy, fx), (cy, cx) = _windows(plan, box, k, cshape)
+                    cwin = cdata[cy[0]: cy[1], cx[0]: cx[1]]
+                    awin = [a[fy[0]: fy[1], fx[0]: fx[1]] for a in aux_data]
+                    with dask.annotate(**annotations):
+                        block = kernel(handle_d, cwin, (cy[0], cx[0]), cshape, awin, (fy[0], fx[0]), box, plan, **kw)
+                    row.append(dsa.from_delayed(block, shape=(n_stats, y1 - y0, x1 - x0), dtype=np.float32,
+                                                meta=np.empty((0, 0, 0), np.float32))[:, None])
+                rows_of_blocks.append(row)
+            per_time.append(dsa.concatenate([dsa.concatenate(r, axis=3) for r in rows_of_blocks], axis=2))
+        data = dsa.concatenate(per_time, axis=1)
+    return _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model)
+
+
+def _fine_coords(coarse: xr.DataArray, aux: list[xr.DataArray], fshape, k: int) -> dict[str, Any]:
+    if aux:
+        return {"y": aux[0]["y"].values, "x": aux[0]["x"].values} if "x" in aux[0].coords else {}
+    if "x" not in coarse.coords or "y" not in coarse.coords:
+        return {}
+    out = {}
+    for dim in ("y", "x"):
+        c = coarse[dim].values.astype(np.float64)
+        if k == 1:
+            out[dim] = c
+            continue
+        step = (c[1] - c[0]) if c.size > 1 else 1.0
+        edge = c[0] - step / 2
+        out[dim] = edge + (np.arange(fshape[0 if dim == "y" else 1]) + 0.5) * step / k
+    return out
+
+
+def _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model) -> xr.Dataset:
+    coords = _fine_coords(coarse, aux, fshape, k)
+    dims = ("time", "y", "x") if timed else ("y", "x")
+    if timed:
+        coords["time"] = coarse["time"].values
+    else:
+        data = data[:, 0]
+    names = [name] if members == 1 else [name, f"{name}_spread", f"{name}_lower", f"{name}_upper"]
+    units = coarse.attrs.get("units")
+    descriptions = {name: "ensemble mean of the diffusion downscaling",
+                    f"{name}_spread": "standard deviation of the ensemble members",
+                    f"{name}_lower": "lower bound of the 90 % prediction interval",
+                    f"{name}_upper": "upper bound of the 90 % prediction interval"}
+    out = xr.Dataset({n: (dims, data[i]) for i, n in enumerate(names)}, coords=coords)
+    for n in names:
+        out[n].attrs = {"long_name": descriptions[n], **({"units": units} if units else {})}
+    for extra in ("spatial_ref",):
+        src = aux[0] if aux else coarse
+        if extra in src.coords:
+            out = out.assign_coords({extra: src[extra]})
+            for n in names:
+                out[n].attrs["grid_mapping"] = extra
+    out.attrs.update({"downscaling_scheme": model.scheme, "downscaling_members": members,
+                      "downscaling_factor": k, "source_model_token": model.token})
+    return out

@@ -1,0 +1,283 @@
+"""The downscaling model: network + schedule + normalisation, its training loop, and its folder.
+
+A model folder holds ``weights.pt`` (the EMA weights), ``card.json`` (configuration,
+normalisation, scheme, training record) and, while training, ``checkpoint.pt`` (weights,
+EMA, optimiser, step and random state) from which :func:`train` resumes. Everything here works
+on numpy arrays and torch tensors; the xarray side is :mod:`unique_xr.downscale.api`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unique_xr._optional import import_optional
+from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation
+from unique_xr.downscale.config import SCHEMES, DownscaleConfig
+from unique_xr.errors import UniqueXrError
+
+torch = import_optional("torch", purpose="diffusion downscaling")
+
+from unique_xr.downscale.diffusion import Diffusion  # noqa: E402
+from unique_xr.downscale.net import ConditionalUNet, count_parameters  # noqa: E402
+
+CARD = "card.json"
+WEIGHTS = "weights.pt"
+CHECKPOINT = "checkpoint.pt"
+
+
+class ModelFolderError(UniqueXrError, FileNotFoundError):
+    """A model folder is missing, incomplete or damaged."""
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/None -> ``"cuda"`` when available else ``"cpu"``; a CUDA request without CUDA is an error."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise DownscaleInputError(f"device={device!r} was asked for but torch sees no CUDA device; use device='cpu'.")
+    return str(device)
+
+
+def autocast(device: str, precision: str):
+    """bf16 autocast on CUDA by default (``precision="auto"``), or wherever ``precision="bf16"``."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    use = precision == "bf16" or (precision == "auto" and kind == "cuda")
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32'; got {precision!r}.")
+    return torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=use)
+
+
+@dataclass
+class Downscaler:
+    """A trained (or initialised) conditional diffusion downscaler.
+
+    Use :func:`unique_xr.downscale.fit` to train one and :func:`load_downscaler` to read one.
+    """
+
+    config: DownscaleConfig
+    norm: Normalisation
+    scheme: str
+    net: Any
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}; got {self.scheme!r}.")
+        self.diffusion = Diffusion(self.config.timesteps)
+        self._device = "cpu"
+
+    @classmethod
+    def new(cls, config: DownscaleConfig, norm: Normalisation, scheme: str) -> Downscaler:
+        torch.manual_seed(config.seed)
+        net = ConditionalUNet(norm.cond_channels, base_channels=config.base_channels,
+                              channel_mults=config.channel_mults)
+        return cls(config=config, norm=norm, scheme=scheme, net=net)
+
+    @property
+    def stride(self) -> int:
+        return self.net.stride
+
+    def to(self, device: str) -> Downscaler:
+        device = resolve_device(device)
+        if device != self._device:
+            self.net.to(device)
+            self._device = device
+        return self
+
+    @property
+    def token(self) -> str:
+        """Hash of weights and card: names the model in task keys and per-worker caches."""
+        h = hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode())
+        for v in self.net.state_dict().values():
+            h.update(v.detach().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        return {"scheme": self.scheme, "config": self.config.to_dict(), "normalisation": self.norm.to_dict()}
+
+    def sampler_fn(self, *, steps: int | None = None, sampler: str | None = None, device: str = "cpu",
+                   precision: str = "auto"):
+        """A :data:`unique_xr.downscale.tiling.SampleFn` running this network on ``device``."""
+        self.to(device)
+        self.net.eval()
+        steps = steps or self.config.sample_steps
+        sampler = sampler or self.config.sampler
+        dev = self._device
+
+        def sample(cond: np.ndarray, noise):
+            c = torch.from_numpy(np.ascontiguousarray(cond)).to(dev)
+            with autocast(dev, precision):
+                x = self.diffusion.sample(self.net, c, noise=lambda k: torch.from_numpy(noise(k)).to(dev),
+                                          sampler=sampler, steps=steps, clip=8.0)
+            return x[:, 0].float().cpu().numpy()
+
+        return sample
+
+    # --- folder ---------------------------------------------------------------------------------
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``weights.pt`` and ``card.json`` into ``out`` (atomically per file)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, buf)
+        _atomic_write(out / WEIGHTS, buf.getvalue())
+        card = {**self.card, **self.describe(), "parameters": count_parameters(self.net),
+                "torch": torch.__version__, "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+        _atomic_write(out / CARD, json.dumps(card, indent=2).encode())
+        self.card = card
+        return out
+
+
+def load_downscaler(path: str | Path, *, device: str = "cpu") -> Downscaler:
+    """Read a model folder written by :func:`unique_xr.downscale.fit` (or ``unique-xr downscale fit``)."""
+    path = Path(path)
+    if not (path / CARD).is_file() or not (path / WEIGHTS).is_file():
+        have = sorted(p.name for p in path.iterdir()) if path.is_dir() else "nothing (no such folder)"
+        hint = " Training did not finish; run fit again with resume to complete it." if (path / CHECKPOINT).exists() else ""
+        raise ModelFolderError(f"{path} is not a downscaling model folder: it needs {CARD} and {WEIGHTS}, found {have}.{hint}")
+    card = json.loads((path / CARD).read_text())
+    blob = (path / WEIGHTS).read_bytes()
+    if card.get("weights_sha256") and hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
+        raise ModelFolderError(f"{path / WEIGHTS} does not match the checksum in {CARD}: the file is damaged. Refit or restore it.")
+    model = Downscaler.new(DownscaleConfig.from_dict(card["config"]), Normalisation.from_dict(card["normalisation"]),
+                           card["scheme"])
+    model.net.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
+    model.card = card
+    return model.to(device)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def _augment(batch, k: int):
+    """One of the 8 rotations/reflections of the square patches ``(B, C, P, P)``."""
+    if k >= 4:
+        batch = batch.flip(-1)
+    return torch.rot90(batch, k % 4, dims=(-2, -1))
+
+
+def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = None, device: str = "cpu",
+          precision: str = "auto", resume: bool = False, progress: bool = False) -> Downscaler:
+    """Train ``model`` on ``patches`` ``(N, 1 + C, P, P)`` (residual target first, NaN = ignore).
+
+    With ``out``, a checkpoint is written every ``config.checkpoint_every`` steps and, at the end,
+    the model folder; ``resume=True`` continues from ``out/checkpoint.pt`` (same patches and
+    configuration), giving the same weights as an uninterrupted run on the same device.
+    """
+    cfg = model.config
+    device = resolve_device(device)
+    model.to(device)
+    net = model.net
+    ema = copy.deepcopy(net).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=1e-4)
+    warmup = max(1, min(100, cfg.train_steps // 10))
+
+    def lr_at(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, cfg.train_steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))
+    if data.shape[0] == 0:
+        raise DownscaleInputError("No training patch has enough valid pixels; lower min_valid or check the inputs.")
+    step, losses, started = 0, [], time.perf_counter()
+    ckpt = Path(out) / CHECKPOINT if out is not None else None
+    if resume:
+        if ckpt is None or not ckpt.is_file():
+            raise ModelFolderError(f"resume=True but there is no checkpoint at {ckpt}; start without resume.")
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state["describe"] != model.describe():
+            raise DownscaleInputError("The checkpoint was written for another configuration or other data; "
+                                      "start without resume or use the same inputs and options.")
+        net.load_state_dict(state["net"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        step, losses = state["step"], state["losses"]
+    bar = _progress(progress, cfg.train_steps, step)
+    while step < cfg.train_steps:
+        net.train()
+        idx = torch.randint(0, data.shape[0], (cfg.batch_size,), generator=gen)
+        k = int(torch.randint(0, 8, (1,), generator=gen))
+        batch = _augment(data[idx], k).to(device)
+        target, cond = batch[:, :1], batch[:, 1:]
+        valid = torch.isfinite(target)
+        noise_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+        noise_gen = torch.Generator(device=device).manual_seed(noise_seed)
+        with autocast(device, precision):
+            loss = model.diffusion.loss(net, target, cond, valid, generator=noise_gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for pe, pn in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(pn, 1 - cfg.ema_decay)
+        losses.append(float(loss.detach()))
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.train_steps):
+            buf = io.BytesIO()
+            torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "gen": gen.get_state(), "step": step, "losses": losses,
+                        "describe": model.describe()}, buf)
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(ckpt, buf.getvalue())
+    if bar is not None:
+        bar.close()
+    model.net = ema if cfg.train_steps else net
+    model.net.eval()
+    window = losses[-max(1, len(losses) // 10):]
+    model.card.update({"training": {"steps": step, "patches": int(data.shape[0]), "patch": cfg.patch,
+                                    "device": device, "seconds_this_run": round(time.perf_counter() - started, 1),
+                                    "final_loss": float(np.mean(window)) if window else None,
+                                    "loss_every_50": [round(float(np.mean(losses[i:i + 50])), 4)
+                                                      for i in range(0, len(losses), 50)]}})
+    if out is not None:
+        model.save(out)
+    return model
+
+
+def _progress(show: bool, total: int, done: int):
+    """A rich progress bar with ``update(n)`` and ``close()``, or None."""
+    if not show:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=False)
+    task = bar.add_task("downscale fit", total=total, completed=done)
+    bar.start()
+
+    class _Bar:
+        def update(self, n):
+            bar.advance(task, n)
+
+        def close(self):
+            bar.stop()
+
+    return _Bar()
