@@ -121,6 +121,7 @@ def fit(
     resume: bool = False,
     progress: bool = False,
     aux_kinds: Sequence[str | None] | None = None,
+    stop_after: int | None = None,
 ):
     """Train a conditional diffusion downscaler on paired images of one variable.
 
@@ -144,6 +145,8 @@ def fit(
     device, precision
         Where to train (``"cpu"``, ``"cuda"``, ``"auto"``) and ``"auto"`` (bf16 autocast on CUDA),
         ``"bf16"`` or ``"fp32"``.
+    stop_after
+        Stop at this step leaving a checkpoint in ``out`` (continue with ``resume=True``).
 
     Returns
     -------
@@ -184,7 +187,8 @@ def fit(
         "fine_shape": list(shape),
         "valid_fine_pixels": int(sum(np.isfinite(f).sum() for f in fine_np)),
     })
-    return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress)
+    return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress,
+                 stop_after=stop_after)
 
 
 class DownscalerHandle:

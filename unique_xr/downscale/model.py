@@ -175,12 +175,15 @@ def _augment(batch, k: int):
 
 
 def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = None, device: str = "cpu",
-          precision: str = "auto", resume: bool = False, progress: bool = False) -> Downscaler:
+          precision: str = "auto", resume: bool = False, progress: bool = False,
+          stop_after: int | None = None) -> Downscaler:
     """Train ``model`` on ``patches`` ``(N, 1 + C, P, P)`` (residual target first, NaN = ignore).
 
     With ``out``, a checkpoint is written every ``config.checkpoint_every`` steps and, at the end,
     the model folder; ``resume=True`` continues from ``out/checkpoint.pt`` (same patches and
     configuration), giving the same weights as an uninterrupted run on the same device.
+    ``stop_after`` interrupts the run at that step, leaving only the checkpoint (for jobs with a
+    time limit: resume later).
     """
     cfg = model.config
     device = resolve_device(device)
@@ -218,7 +221,8 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
         gen.set_state(state["gen"])
         step, losses = state["step"], state["losses"]
     bar = _progress(progress, cfg.train_steps, step)
-    while step < cfg.train_steps:
+    end = cfg.train_steps if stop_after is None else min(cfg.train_steps, stop_after)
+    while step < end:
         net.train()
         idx = torch.randint(0, data.shape[0], (cfg.batch_size,), generator=gen)
         k = int(torch.randint(0, 8, (1,), generator=gen))
@@ -241,7 +245,7 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
         step += 1
         if bar is not None:
             bar.update(1)
-        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.train_steps):
+        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step in (end, cfg.train_steps)):
             buf = io.BytesIO()
             torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                         "sched": sched.state_dict(), "gen": gen.get_state(), "step": step, "losses": losses,
@@ -250,6 +254,8 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
             _atomic_write(ckpt, buf.getvalue())
     if bar is not None:
         bar.close()
+    if step < cfg.train_steps:
+        return model
     model.net = ema if cfg.train_steps else net
     model.net.eval()
     window = losses[-max(1, len(losses) // 10):]
