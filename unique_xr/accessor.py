@@ -34,6 +34,12 @@ class GppDatasetAccessor:
 
         return estimate(self._obj, model, **kwargs)
 
+    def downscale(self, model, *, variable: str = "gpp", **kwargs) -> xr.Dataset:
+        """Diffusion-downscale ``variable`` to the fine grid, tiled and lazy; see :func:`unique_xr.downscale.api.downscale`."""
+        from unique_xr.downscale.api import downscale
+
+        return downscale(self._obj[variable], model, **kwargs)
+
     def to_zarr(self, store, **kwargs):
         """Write this stage to a Zarr v3 cache; see :func:`unique_xr.load.cache.to_zarr`."""
         from unique_xr.load.cache import to_zarr

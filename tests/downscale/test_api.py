@@ -149,3 +149,13 @@ def test_model_is_loaded_once_per_worker(model, pairs):
     np.testing.assert_allclose(got["ndvi"].values, downscale(coarse[0], model, aux=[lc])["ndvi"].values, atol=1e-6)
     counts = [n for per_worker in loads.values() for n in per_worker.values()]
     assert counts and all(n == 1 for n in counts)  # 6 blocks over 2 workers, each worker loaded the model once
+
+
+def test_accessor_hands_off_and_takes_aux_by_name(model, pairs):
+    coarse, _, lc = pairs
+    ds = xr.Dataset({"gpp": coarse[0]})
+    via_accessor = ds.gpp.downscale(model, aux=xr.Dataset({"landcover": lc}), members=2)
+    direct = downscale(coarse[0].rename("gpp"), model, aux=[lc], members=2)
+    xr.testing.assert_allclose(via_accessor, direct)
+    with pytest.raises(DownscaleInputError, match="lacks \\['landcover'\\]"):
+        ds.gpp.downscale(model, aux=xr.Dataset({"dem": lc}))

@@ -330,7 +330,8 @@ def downscale(
     model
         A :class:`~unique_xr.downscale.model.Downscaler` or a model folder.
     aux
-        The auxiliaries the model was trained with (scheme S2), on the fine grid, same order.
+        The auxiliaries the model was trained with (scheme S2), on the fine grid: a list in the
+        training order, or a Dataset holding variables with the training names.
     members
         Ensemble size. With more than one, the output also has ``<name>_spread`` (member standard
         deviation) and ``<name>_lower`` / ``<name>_upper``: the 90 % prediction interval of one new
@@ -365,7 +366,7 @@ def downscale(
     if not isinstance(model, Downscaler):
         model = load_downscaler(model)
     device = resolve_device(device)
-    aux = _as_list(aux)
+    aux = _select_aux(aux, model)
     name = name or (str(coarse.name) if coarse.name is not None else model.card.get("variable") or "field")
     if members < 1:
         raise DownscaleInputError(f"members must be >= 1; got {members}.")
@@ -433,6 +434,18 @@ def downscale(
             per_time.append(dsa.concatenate([dsa.concatenate(r, axis=3) for r in rows_of_blocks], axis=2))
         data = dsa.concatenate(per_time, axis=1)
     return _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model)
+
+
+def _select_aux(aux, model) -> list[xr.DataArray]:
+    """Auxiliaries as a list in training order (a Dataset is indexed by the names in the model card)."""
+    if not isinstance(aux, xr.Dataset):
+        return _as_list(aux)
+    names = [a.name for a in model.norm.aux]
+    missing = [n for n in names if n not in aux]
+    if missing:
+        raise DownscaleInputError(f"The auxiliary Dataset lacks {missing}, which the model was trained with "
+                                  f"(it has {sorted(map(str, aux.data_vars))}); rename or add them.")
+    return [aux[n] for n in names]
 
 
 def _fine_coords(coarse: xr.DataArray, aux: list[xr.DataArray], fshape, k: int) -> dict[str, Any]:
