@@ -122,6 +122,7 @@ def fit(
     progress: bool = False,
     aux_kinds: Sequence[str | None] | None = None,
     stop_after: int | None = None,
+    card: dict[str, Any] | None = None,
 ):
     """Train a conditional diffusion downscaler on paired images of one variable.
 
@@ -146,7 +147,10 @@ def fit(
         Where to train (``"cpu"``, ``"cuda"``, ``"auto"``) and ``"auto"`` (bf16 autocast on CUDA),
         ``"bf16"`` or ``"fp32"``.
     stop_after
-        Stop at this step leaving a checkpoint in ``out`` (continue with ``resume=True``).
+        Stop at this step leaving a checkpoint in ``out`` (continue with ``resume=True``; a resume
+        may also raise ``train_steps`` to train longer, the learning-rate schedule then stretches).
+    card
+        Extra entries for the model card (e.g. the input files).
 
     Returns
     -------
@@ -186,6 +190,7 @@ def fit(
         "pairs": len(fine),
         "fine_shape": list(shape),
         "valid_fine_pixels": int(sum(np.isfinite(f).sum() for f in fine_np)),
+        **(card or {}),
     })
     return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress,
                  stop_after=stop_after)

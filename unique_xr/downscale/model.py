@@ -211,7 +211,7 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
         if ckpt is None or not ckpt.is_file():
             raise ModelFolderError(f"resume=True but there is no checkpoint at {ckpt}; start without resume.")
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["describe"] != model.describe():
+        if _resumable(state["describe"]) != _resumable(model.describe()):
             raise DownscaleInputError("The checkpoint was written for another configuration or other data; "
                                       "start without resume or use the same inputs and options.")
         net.load_state_dict(state["net"])
@@ -267,6 +267,12 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
     if out is not None:
         model.save(out)
     return model
+
+
+def _resumable(describe: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a resume: everything but the run length (which may be extended)."""
+    config = {k: v for k, v in describe["config"].items() if k not in ("train_steps", "checkpoint_every")}
+    return {**describe, "config": config}
 
 
 def _progress(show: bool, total: int, done: int):

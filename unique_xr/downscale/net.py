@@ -149,5 +149,5 @@ class ConditionalUNet(nn.Module):
 
 
 def count_parameters(net) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+    """Number of parameters (frozen ones, as in the EMA copy, included)."""
+    return sum(p.numel() for p in net.parameters())
