@@ -361,24 +361,39 @@ def baseline_predictions(pairs: PairSet) -> dict[str, dict[str, Prediction]]:
 
 
 def diffusion_predictions(pairs: PairSet, scheme: str, *, preset: str, members: int, steps: int, seed: int,
-                          model_dir: Path, device: str) -> tuple[dict[str, Prediction], dict[str, float]]:
-    """Fit the diffusion model (scheme ``"s1"`` or ``"s2"``) on the training dates and predict each test date."""
-    from unique_xr.downscale import DownscaleConfig, downscale, fit
+                          model_dir: Path, device: str, reuse: bool = False
+                          ) -> tuple[dict[str, Prediction], dict[str, float]]:
+    """Fit the diffusion model (scheme ``"s1"`` or ``"s2"``) on the training dates and predict each test date.
+
+    With ``reuse``, a finished model already in ``model_dir`` is loaded instead (its fit time is the
+    one recorded in its card).
+    """
+    from unique_xr.downscale import DownscaleConfig, downscale, fit, load_downscaler
 
     aux = pairs.aux if scheme == "s2" else None
     config = DownscaleConfig.preset(preset)
     start = time.perf_counter()
-    model = fit(coarse=[pairs.coarse[d] for d in pairs.train], fine=[pairs.fine[d] for d in pairs.train],
-                aux=aux, scheme=scheme, config=config, out=model_dir, device=device, factor=pairs.factor)
-    fit_s = time.perf_counter() - start
+    if reuse and (model_dir / "weights.pt").exists():
+        model = load_downscaler(model_dir)
+        fit_s = float(model.card["training"]["seconds_this_run"])
+    else:
+        model = fit(coarse=[pairs.coarse[d] for d in pairs.train], fine=[pairs.fine[d] for d in pairs.train],
+                    aux=aux, scheme=scheme, config=config, out=model_dir, device=device, factor=pairs.factor,
+                    resume=(model_dir / "checkpoint.pt").exists())
+        fit_s = time.perf_counter() - start
     out: dict[str, Prediction] = {}
     start = time.perf_counter()
+    names = ("downscaled", "downscaled_spread", "downscaled_lower", "downscaled_upper")
     for d in pairs.test:
+        cached = model_dir / f"prediction_{d}_m{members}_s{steps}_seed{seed}_{model.token}.npz"
+        if reuse and cached.exists():
+            with np.load(cached) as z:
+                out[d] = Prediction(*[z[v].astype(np.float64) if v in z else None for v in names])
+            continue
         ds = downscale(pairs.coarse[d], model, aux=aux, factor=pairs.factor, members=members, steps=steps, seed=seed,
                        device=device, name="downscaled")
-        fields = [ds[v].values.astype(np.float64) if v in ds else None
-                  for v in ("downscaled", "downscaled_spread", "downscaled_lower", "downscaled_upper")]
-        out[d] = Prediction(*fields)
+        np.savez_compressed(cached, **{v: ds[v].values for v in names if v in ds})
+        out[d] = Prediction(*[ds[v].values.astype(np.float64) if v in ds else None for v in names])
     return out, {"fit_s": fit_s, "predict_s": time.perf_counter() - start}
 
 
@@ -503,6 +518,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=None, help="ensemble members (default 16; 4 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 25; 4 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--schemes", nargs="+", choices=("s1", "s2"), default=("s1", "s2"),
+                        help="diffusion schemes to run (s2 only where the set has auxiliaries)")
+    parser.add_argument("--test", nargs="+", default=None, help="held-out dates (default: the set's own list)")
+    parser.add_argument("--reuse-models", action="store_true",
+                        help="load a finished model (and its saved predictions) from --models instead of redoing them")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-diffusion", action="store_true", help="score the baselines only")
     parser.add_argument("--out-json", type=Path, default=REPO / "benchmarks" / "results" / "downscale_pairs.json")
@@ -529,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         record["sets"] = {k: v for k, v in json.loads(args.out_json.read_text())["sets"].items() if k not in args.sets}
     for name in args.sets:
         started = time.perf_counter()
-        pairs = load_pairs(name, args.data)
+        pairs = load_pairs(name, args.data, test=args.test)
         if args.quick:  # a 64 x 64 px corner (80 x 80 for a factor of 10) and the first held-out date
             step = math.lcm(pairs.factor or 1, 16)
             pairs = dataclasses.replace(pairs.crop(step * math.ceil(64 / step)), test=pairs.test[:1])
@@ -537,12 +557,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         predictions = baseline_predictions(pairs)
         timings: dict[str, dict[str, float]] = {}
         if not args.no_diffusion:
-            for scheme in ("s1", "s2") if pairs.aux else ("s1",):
+            for scheme in [s for s in args.schemes if pairs.aux or s == "s1"]:
                 print(f"  diffusion {scheme.upper()} ({preset}) ...", flush=True)
                 label = f"diffusion {scheme.upper()}"
                 predictions[label], timings[label] = diffusion_predictions(
                     pairs, scheme, preset=preset, members=members, steps=steps, seed=args.seed,
-                    model_dir=args.models / f"{name}_{scheme}", device=args.device)
+                    model_dir=args.models / f"{name}_{scheme}", device=args.device, reuse=args.reuse_models)
                 print(f"    fit {timings[label]['fit_s']:.0f} s, predict {timings[label]['predict_s']:.0f} s", flush=True)
         scores = score_predictions(pairs, predictions)
         figure = draw_maps(pairs, predictions, pairs.test[0], args.figures / f"downscale_{name}.png")

@@ -15,8 +15,21 @@ from typer.testing import CliRunner
 import unique_xr
 from unique_xr.cli import app
 from unique_xr.errors import MissingVariableError, SpecError
-from unique_xr.pipeline import GPP_STAGES, DataLayerSpec, build_data_layer, build_gpp, with_drivers
-from unique_xr.sample import SAMPLE_GRID, SAMPLE_MISSING_INPUTS, sample_model, stage_sample
+from unique_xr.pipeline import (
+    GPP_STAGES,
+    DataLayerSpec,
+    build_data_layer,
+    build_downscaled_gpp,
+    build_gpp,
+    with_drivers,
+)
+from unique_xr.sample import (
+    SAMPLE_GRID,
+    SAMPLE_MISSING_INPUTS,
+    sample_downscaler,
+    sample_model,
+    stage_sample,
+)
 from unique_xr.schema import GPP_STANDARD_NAME
 from unique_xr.testing import raise_if_dask_computes
 
@@ -283,3 +296,86 @@ def test_planetary_computer_jobs_sign_their_reads(monkeypatch):
     assert _signer(own) is str.upper
     local = DataLayerSpec(grid=SAMPLE_GRID, datetime="2019-01-14/2019-01-30", provider=str(SAMPLE / "items.json"))
     assert _signer(local) is None
+
+
+# --- the downscaled GPP (issue 5) ---------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # rasterio, under Dask threads
+def test_demo_downscales_every_gpp_m_day_to_the_30m_grid(demo_run):
+    pytest.importorskip("torch")
+    from unique_xr.downscale.regrid import coarse_onto_grid
+
+    out, _ = demo_run
+    ds, gpp_m = _open(out, "gpp_30m_daily"), _open(out, "gpp_500m")
+    assert dict(ds.sizes) == {"time": 17, "y": 300, "x": 400}
+    assert set(ds.data_vars) == {"gpp", "gpp_spread"}
+    np.testing.assert_array_equal(ds["time"].values, gpp_m["time"].values)
+    np.testing.assert_array_equal(ds["x"].values, SAMPLE_GRID.x)
+    np.testing.assert_array_equal(ds["y"].values, SAMPLE_GRID.y)
+    assert "spatial_ref" in ds.coords
+    mean, spread = ds["gpp"].values, ds["gpp_spread"].values
+    assert mean.dtype == spread.dtype == np.float32
+    coarse = coarse_onto_grid(gpp_m["gpp"], SAMPLE_GRID).values
+    has_coarse = np.isfinite(coarse)
+    assert has_coarse.mean() > 0.95
+    assert np.isfinite(mean[has_coarse]).all() and np.isnan(mean[~has_coarse]).all()
+    assert np.isfinite(spread[has_coarse]).all() and (spread[has_coarse] >= 0).all()
+    assert 0.05 < float(np.nanmean(spread)) < 3.0  # four members that differ, not noise
+    # a downscaling, not a new field: each day keeps GPP_M's level and stays a plausible daily GPP
+    day_mean, coarse_mean = np.nanmean(mean, axis=(1, 2)), np.nanmean(coarse, axis=(1, 2))
+    np.testing.assert_allclose(day_mean, coarse_mean, atol=1.5)
+    assert np.nanmin(mean) > -2.0 and np.nanmax(mean) < 30.0
+    # and it adds 30 m detail the bilinear field has not
+    assert np.nanstd(mean - coarse) > 0.1
+
+
+def test_demo_downscaled_store_has_cf_attrs_and_provenance(demo_run):
+    pytest.importorskip("torch")
+    from unique_xr.downscale import load_downscaler
+
+    out, output = demo_run
+    ds = _open(out, "gpp_30m_daily")
+    attrs = ds["gpp"].attrs
+    assert attrs["units"] == "g m-2 d-1" and attrs["standard_name"] == GPP_STANDARD_NAME
+    assert "downscaled" in attrs["long_name"] and "GPP_M" in attrs["long_name"]
+    assert attrs["grid_mapping"] == "spatial_ref" and ds["gpp_spread"].attrs["units"] == "g m-2 d-1"
+    model = load_downscaler(sample_downscaler())
+    assert ds.attrs["downscaling_model_token"] == model.token
+    assert ds.attrs["downscaling_scheme"] == "s2" and ds.attrs["downscaling_members"] == 4
+    assert ds.attrs["downscaling_steps"] == model.config.sample_steps
+    assert "synthetic" in ds.attrs["comment"] and "not a validated product" in ds.attrs["comment"]
+    flat = " ".join(output.split())
+    assert f"gpp_30m_daily: {out / 'cube' / 'gpp_30m_daily.zarr'}" in flat and model.token in flat
+    png = out / "cube" / "gpp_downscaled.png"
+    assert f"downscaled GPP map: {png}" in flat
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_shipped_downscaler_is_a_small_s2_demo_model():
+    pytest.importorskip("torch")
+    from unique_xr.downscale import load_downscaler
+
+    path = sample_downscaler()
+    model = load_downscaler(path)
+    assert model.scheme == "s2" and model.card["scheme"] == "s2"
+    assert model.norm.aux[0].name == "elevation"
+    assert all(a.kind == "continuous" for a in model.norm.aux)
+    assert all(a.name.startswith("frac_") for a in model.norm.aux[1:])
+    assert model.card["units"] == "g m-2 d-1" and model.card["pairs"] == 2
+    assert model.card["made_by"] == "examples/train_sample_downscaler.py"
+    assert sum(f.stat().st_size for f in path.iterdir()) < 1_000_000
+    source = (path / "SOURCE.md").read_text()
+    for needed in ("demonstration", "synthetic", "CC-BY-4.0", "public domain", "coarse_onto_grid"):
+        assert needed in source
+
+
+def test_building_the_downscaled_gpp_computes_nothing(demo_run):
+    pytest.importorskip("torch")
+    out, _ = demo_run
+    gpp_m, static = _open(out, "gpp_500m"), _open(out, "static_30m")
+    with raise_if_dask_computes():
+        lazy = build_downscaled_gpp(gpp_m, static, SAMPLE_GRID, sample_downscaler(), members=2, steps=1)
+    assert lazy["gpp"].chunks is not None and lazy.sizes["time"] == gpp_m.sizes["time"]
+    with pytest.raises(MissingVariableError, match="elevation"):
+        build_downscaled_gpp(gpp_m, static.drop_vars("elevation"), SAMPLE_GRID, sample_downscaler())

@@ -25,7 +25,8 @@ def demo(
     engine: str = typer.Option("stackstac", help="Loader engine: stackstac or odc."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Run the pipeline on the embedded sample region: search -> load -> mask -> indices -> Zarr -> GPP + PNGs."""
+    """Run the pipeline on the embedded sample region: search -> load -> mask -> indices -> Zarr -> GPP ->
+    30 m downscaling + PNGs."""
     from rich.console import Console
     from rich.table import Table
 
@@ -56,11 +57,26 @@ def demo(
             console.print(f"  [yellow]inputs absent from the sample, treated as missing:[/] {s['inputs_absent']}")
     if gpp.gpp_map:
         console.print(f"GPP map: {gpp.gpp_map}")
+    down = result.downscaled
+    if down is not None:
+        s = down.summary
+        console.print(f"[bold]gpp_30m_daily[/]: {down.store}  {s['sizes']}  GPP_M downscaled to 30 m "
+                      f"(diffusion model {s['model_token']}, {s['members']} members, {s['steps']} DDIM steps): "
+                      f"{s['min']:.2f} to {s['max']:.2f} g C m-2 d-1 (mean {s['mean']:.2f}, mean spread "
+                      f"{s.get('spread_mean', float('nan')):.2f}, {100 * s['valid_fraction']:.0f} % of pixel-days)")
+        if down.figure:
+            console.print(f"downscaled GPP map: {down.figure}")
+    else:
+        console.print("[yellow]downscaling skipped: torch is not installed (pip install torch==2.13.0, then the "
+                      "extra: pip install -e \".[torch]\").[/]")
     console.print("[yellow]The sample's MODIS and meteorology are synthetic: the GPP shows the machinery, "
                   "not a validated product.[/]")
-    total = layer.summary["total_seconds"] + gpp.summary["total_seconds"]
-    console.print(f"done in {total:.1f} s (data layer {layer.summary['total_seconds']} s, graph built in "
-                  f"{layer.summary['graph_seconds']} s; GPP {gpp.summary['total_seconds']} s)")
+    steps = [("data layer", layer.summary["total_seconds"]), ("GPP", gpp.summary["total_seconds"])]
+    if down is not None:
+        steps.append(("downscaling", down.summary["total_seconds"]))
+    total = sum(seconds for _, seconds in steps)
+    console.print(f"done in {total:.1f} s (graph built in {layer.summary['graph_seconds']} s; "
+                  + "; ".join(f"{name} {seconds} s" for name, seconds in steps) + ")")
 
 
 @app.command()
@@ -176,6 +192,217 @@ def join_landsat(
         _fail(err)
     joined.to_csv(out, index=False)
     typer.echo(f"{out}: {len(joined)} Landsat rows on {joined['site'].nunique()} sites")
+
+
+# --- downscale ------------------------------------------------------------------------------------
+from typing import Literal  # noqa: E402
+
+from typer.core import TyperCommand  # noqa: E402
+
+
+class _ValuesAfterOneFlag(TyperCommand):
+    """Lets a repeatable option take several values after one flag: ``--coarse a.tif b.tif``.
+
+    Click gives one value per flag; this rewrites ``--coarse a b`` into ``--coarse a --coarse b``
+    for every ``multiple`` option before parsing, so both spellings work.
+    """
+
+    def parse_args(self, ctx, args):
+        multi = {opt for p in self.params if getattr(p, "multiple", False) for opt in getattr(p, "opts", ())}
+        out, current, value_next = [], None, False
+        for i, tok in enumerate(args):
+            if tok == "--":
+                out.extend(args[i:])
+                break
+            if value_next:
+                out.append(tok)
+                value_next = False
+            elif tok.startswith("-") and len(tok) > 1:
+                flag, eq, _ = tok.partition("=")
+                current = flag if flag in multi else None
+                value_next = current is not None and not eq
+                out.append(tok)
+            elif current is not None:
+                out.extend([current, tok])
+            else:
+                out.append(tok)
+        return super().parse_args(ctx, out)
+
+
+downscale_app = typer.Typer(help="Diffusion downscaling of single-band GeoTIFFs: fit on coarse/fine pairs, predict.",
+                            no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(downscale_app, name="downscale")
+
+
+@downscale_app.command("fit", cls=_ValuesAfterOneFlag)
+def downscale_fit(
+    coarse: list[Path] = typer.Option(
+        ..., metavar="PATH...",
+        help="Coarse single-band GeoTIFFs, one per pair: on their own grid (nested or not) or on the fine grid."),
+    fine: list[Path] = typer.Option(
+        ..., metavar="PATH...",
+        help="Fine single-band GeoTIFFs of the same variable, one per coarse file, all on one grid; "
+             "NaN/nodata pixels are left out of training."),
+    aux: Optional[list[Path]] = typer.Option(
+        None, metavar="PATH...",
+        help="Scheme s2: auxiliary layers on the fine grid (a DEM, a land-cover map; integer maps with few "
+             "values become one channel per class)."),
+    scheme: Literal["s1", "s2"] = typer.Option(..., help="s1: coarse only; s2: coarse + auxiliaries."),
+    out: Path = typer.Option(..., help="Model folder to write (weights.pt, card.json, checkpoint.pt)."),
+    preset: Literal["quick", "cpu", "large"] = typer.Option(
+        "cpu", help="Model size and schedule: quick (tests), cpu, large (GPU)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps (overrides the preset's)."),
+    device: Literal["cpu", "cuda", "auto"] = typer.Option("cpu", help="Where to train."),
+    precision: Literal["auto", "bf16", "fp32"] = typer.Option("auto", help="auto: bf16 autocast on CUDA, fp32 on CPU."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (same inputs and options)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of patch order, augmentation and noise (default: preset's)."),
+    band: Optional[int] = typer.Option(
+        None, help="Band (1-based) to read from multi-band coarse/fine files (single-band files are read as is)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train a downscaler on coarse/fine GeoTIFF pairs (coarse i pairs with fine i) and write MODEL_DIR."""
+    import time
+
+    from unique_xr.errors import UniqueXrError
+
+    started = time.perf_counter()
+    try:
+        model = _fit_from_files(coarse, fine, aux or [], scheme=scheme, out=out, preset=preset, steps=steps,
+                                device=device, precision=precision, resume=resume, seed=seed, band=band,
+                                progress=progress)
+    except (UniqueXrError, ValueError) as err:
+        _fail(err)
+    card = model.card
+    training = card.get("training", {})
+    typer.echo(f"{out}: scheme {model.scheme}, {card['pairs']} pair(s), factor {card['factor']}, "
+               f"{training.get('patches')} patches, {training.get('steps')} steps, final loss "
+               f"{training.get('final_loss', float('nan')):.4f}, {time.perf_counter() - started:.1f} s")
+    for kind, how in zip(card["inputs"]["coarse"], card["inputs"]["alignment"]):
+        typer.echo(f"  {kind}: {how}")
+
+
+def _read_band(path, band):
+    """``--band`` picks a band of multi-band files; single-band files are read as they are."""
+    from unique_xr.downscale.io import band_count, read_single_band
+
+    return read_single_band(path, band=band if band is not None and band_count(path) > 1 else None)
+
+
+def _fit_from_files(coarse, fine, aux, *, scheme, out, preset, steps, device, precision, resume, seed, band,
+                    progress):
+    from unique_xr.downscale import DownscaleConfig, fit
+    from unique_xr.downscale.conditioning import DownscaleInputError
+    from unique_xr.downscale.io import align_coarse, common_grid, grid_record, read_single_band
+
+    if scheme == "s2" and not aux:
+        raise DownscaleInputError("Scheme s2 conditions on auxiliary layers: add --aux DEM.tif LANDCOVER.tif ... "
+                                  "(on the fine grid), or use --scheme s1.")
+    if scheme == "s1" and aux:
+        raise DownscaleInputError(f"Scheme s1 conditions on the coarse field only, but {len(aux)} --aux file(s) were "
+                                  "given: drop --aux or use --scheme s2.")
+    if len(coarse) != len(fine):
+        raise DownscaleInputError(f"fit pairs coarse i with fine i, so it needs as many --coarse as --fine files; "
+                                  f"got {len(coarse)} coarse and {len(fine)} fine.")
+    overrides = {k: v for k, v in (("train_steps", steps), ("seed", seed)) if v is not None}
+    config = DownscaleConfig.preset(preset, **overrides)
+    fine_da = [_read_band(p, band) for p in fine]
+    grid = common_grid(fine_da, "--fine")
+    aux_da = [read_single_band(p) for p in aux]
+    grid = common_grid([*fine_da, *aux_da], "--fine and --aux") if aux_da else grid
+    aligned = [align_coarse(_read_band(p, band), grid) for p in coarse]
+    inputs = {
+        "coarse": [str(p) for p in coarse], "fine": [str(p) for p in fine], "aux": [str(p) for p in aux],
+        "band": band, "factors": [k for _, k in aligned], "alignment": [a.attrs["alignment"] for a, _ in aligned],
+        "fine_grid": grid_record(grid),
+    }
+    return fit([a for a, _ in aligned], fine_da, aux=aux_da, scheme=scheme, config=config, out=out, device=device,
+               precision=precision, resume=resume, progress=progress, card={"inputs": inputs})
+
+
+@downscale_app.command("predict", cls=_ValuesAfterOneFlag)
+def downscale_predict(
+    model: Path = typer.Option(..., help="Model folder written by `unique-xr downscale fit`."),
+    coarse: Path = typer.Option(..., help="Coarse single-band GeoTIFF to downscale."),
+    out: Path = typer.Option(
+        ..., help="GeoTIFF to write on the fine grid (float32, nodata NaN): band 1 the ensemble mean; with "
+                  "--members > 1 also the spread and the lower and upper bounds of the 90 % interval."),
+    aux: Optional[list[Path]] = typer.Option(
+        None, metavar="PATH...",
+        help="Scheme s2: the model's auxiliary layers, in the order of fit; their grid is the output grid."),
+    members: int = typer.Option(1, min=1, help="Ensemble members."),
+    steps: Optional[int] = typer.Option(None, help="Sampling steps (default: the model's)."),
+    sampler: Optional[Literal["ddim", "ddpm"]] = typer.Option(None, help="Sampler (default: the model's)."),
+    seed: int = typer.Option(0, help="Noise seed."),
+    tile: Optional[int] = typer.Option(None, help="Tile side in fine pixels (default: the model's)."),
+    overlap: Optional[int] = typer.Option(None, help="Tile overlap in fine pixels (default: the model's)."),
+    conserve: bool = typer.Option(
+        False, "--conserve", help="Make each coarse cell's mean equal the coarse value (coarse on a nested grid)."),
+    device: Literal["cpu", "cuda", "auto"] = typer.Option("cpu", help="Where to run."),
+    precision: Literal["auto", "bf16", "fp32"] = typer.Option("auto", help="auto: bf16 autocast on CUDA, fp32 on CPU."),
+    band: Optional[int] = typer.Option(None, help="Band (1-based) to read from a multi-band coarse file."),
+    like: Optional[Path] = typer.Option(
+        None, help="Without --aux: a raster on the output grid (default: the coarse area at the training pixel size)."),
+    factor: Optional[int] = typer.Option(
+        None, help="Without --aux or --like: output pixels per coarse pixel along each axis (default: the model's)."),
+) -> None:
+    """Downscale one coarse GeoTIFF with a fitted model and write the fine-grid GeoTIFF."""
+    from unique_xr.errors import UniqueXrError
+
+    try:
+        grid, ds = _predict_from_files(model, coarse, aux or [], out=out, members=members, steps=steps,
+                                       sampler=sampler, seed=seed, tile=tile, overlap=overlap, conserve=conserve,
+                                       device=device, precision=precision, band=band, like=like, factor=factor)
+    except (UniqueXrError, ValueError) as err:
+        _fail(err)
+    import numpy as np
+
+    mean = ds[next(iter(ds.data_vars))].values
+    typer.echo(f"{out}: {grid.shape[0]} x {grid.shape[1]} px, {len(ds.data_vars)} band(s) "
+               f"({', '.join(ds.data_vars)}), {100 * float(np.isfinite(mean).mean()):.1f} % valid, "
+               f"{ds.attrs.get('downscaling_alignment')}")
+
+
+def _predict_from_files(model_dir, coarse, aux, *, out, members, steps, sampler, seed, tile, overlap, conserve,
+                        device, precision, band, like, factor):
+    from unique_xr.downscale import downscale, load_downscaler
+    from unique_xr.downscale.conditioning import DownscaleInputError
+    from unique_xr.downscale.io import (
+        align_coarse,
+        common_grid,
+        prediction_grid,
+        read_grid,
+        read_single_band,
+        write_prediction,
+    )
+
+    if aux and (like is not None or factor is not None):
+        raise DownscaleInputError("With --aux the output grid is the auxiliaries' grid; drop --like/--factor.")
+    if like is not None and factor is not None:
+        raise DownscaleInputError("--like sets the output grid, --factor derives it from the coarse grid: give one.")
+    model = load_downscaler(model_dir)
+    n_aux = len(model.norm.aux)
+    if len(aux) != n_aux:
+        names = [a.name for a in model.norm.aux]
+        raise DownscaleInputError(f"The model (scheme {model.scheme}) was trained with {n_aux} auxiliary layer(s) "
+                                  f"{names}; got {len(aux)} --aux file(s). Pass the same layers in the same order.")
+    coarse_da = _read_band(coarse, band)
+    aux_da = [read_single_band(p) for p in aux]
+    if aux_da:
+        grid = common_grid(aux_da, "--aux")
+    elif like is not None:
+        grid = read_grid(like)
+    else:
+        inputs = model.card.get("inputs", {})
+        grid = prediction_grid(coarse_da, factor=factor, trained_factor=model.card.get("factor", 1),
+                               trained_grid=inputs.get("fine_grid"))
+    aligned, k = align_coarse(coarse_da, grid)
+    ds = downscale(aligned, model, aux=aux_da, factor=k, members=members, steps=steps, sampler=sampler, seed=seed,
+                   tile=tile, overlap=overlap, conserve=conserve, device=device, precision=precision)
+    ds.attrs["downscaling_alignment"] = aligned.attrs["alignment"]
+    tags = {"source_coarse": str(coarse), "source_model": str(model_dir), "seed": seed,
+            "sampler": sampler or model.config.sampler, "steps": steps or model.config.sample_steps}
+    write_prediction(ds, out, grid, tags=tags)
+    return grid, ds
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,8 @@
 mask -> indices / static layers / drivers -> Zarr, plus a PNG quicklook. :func:`run_gpp` is the
 second (issue 4): the data layer's cubes and the tower-trained models -> daily GPP at 30 m
 (GPP_L, Landsat days) and 500 m (GPP_M, every day) -> Zarr, plus a PNG map. Everything up to a
-Zarr write is lazy; the writes are the only compute. Downscaling extends the same job.
+Zarr write is lazy; the writes are the only compute. :func:`run_downscale_gpp` is the third (issue 5):
+daily GPP_M downscaled to 30 m by a diffusion model, tile by tile -> Zarr, plus a PNG map.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ __all__ = [
     "DataLayerResult",
     "DataLayerSpec",
     "DemoResult",
+    "DownscaleResult",
     "GppResult",
     "build_data_layer",
+    "build_downscaled_gpp",
     "build_gpp",
     "latest_valid",
     "run_data_layer",
     "run_demo",
+    "run_downscale_gpp",
     "run_gpp",
     "with_drivers",
 ]
@@ -372,30 +376,161 @@ DEMO_COMMENT = (
 
 DEMO_MAP_TITLE = ("unique-xr demo, sample region (Brumadinho, Brazil): real Landsat 8, synthetic MODIS and "
                   "meteorology - the machinery, not a validated product")
+DEMO_DOWNSCALE_TITLE = ("unique-xr demo: daily GPP_M downscaled 500 m -> 30 m by the shipped demonstration diffusion "
+                        "model (synthetic MODIS and meteorology - the machinery, not a validated product)")
+
+
+@dataclass(frozen=True)
+class DownscaleResult:
+    """What :func:`run_downscale_gpp` wrote: the store and its figures (None in :class:`DemoResult` when skipped)."""
+
+    store: Path
+    figure: Path | None
+    summary: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What :func:`run_demo` made: the data layer, the GPP stage and the staged sample."""
+    """What :func:`run_demo` made: the data layer, the GPP stage, the downscaled GPP and the staged sample."""
 
     data_layer: DataLayerResult
     gpp: GppResult
     staged: Any  # unique_xr.sample.StagedSample
+    downscaled: DownscaleResult | None = None
+
+
+def build_downscaled_gpp(gpp_500m, static, grid: GridSpec, model, *, members: int = 4, steps: int | None = None,
+                         seed: int = 0, attrs: dict[str, Any] | None = None):
+    """Daily GPP_M downscaled onto the 30 m ``grid`` by a scheme-S2 diffusion model (lazy, nothing computes).
+
+    The 500 m field is resampled bilinearly onto ``grid``
+    (:func:`unique_xr.downscale.regrid.coarse_onto_grid`, as the model was trained) and downscaled
+    tile by tile with the auxiliaries the model was trained with, taken by name from ``static``.
+
+    Parameters
+    ----------
+    gpp_500m
+        Dataset with ``gpp`` ``(time, y, x)`` as :func:`build_gpp` writes ``gpp_500m``.
+    static
+        The data layer's ``static_30m`` cube on ``grid`` (``elevation``, ``frac_*``).
+    model
+        A :class:`~unique_xr.downscale.model.Downscaler` or its folder.
+    members, steps, seed
+        Ensemble size, DDIM steps (default: the model's) and noise seed.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``gpp`` (ensemble mean) and ``gpp_spread`` (member standard deviation), float32,
+        g m-2 d-1, on ``grid`` at every time of ``gpp_500m``; NaN where GPP_M is missing.
+    """
+    from unique_xr.downscale import downscale, load_downscaler
+    from unique_xr.downscale.model import Downscaler
+    from unique_xr.downscale.regrid import coarse_onto_grid
+    from unique_xr.schema import cf_attrs
+
+    if not isinstance(model, Downscaler):
+        model = load_downscaler(model)
+    names = [a.name for a in model.norm.aux]
+    lacking = [n for n in names if n not in static]
+    if lacking:
+        raise MissingVariableError(
+            f"The downscaling model was trained with the auxiliaries {names}; {lacking} not in the static cube "
+            f"({sorted(map(str, static.data_vars))}). Build the data layer with a DEM and land cover."
+        )
+    aux = [static[n] for n in names]
+    # one task per static chunk and day
+    coarse = coarse_onto_grid(gpp_500m["gpp"], grid)
+    out = downscale(coarse, model, aux=aux, members=members, steps=steps, seed=seed, name="gpp")
+    out = out[["gpp", "gpp_spread"]] if members > 1 else out[["gpp"]]
+    token = out.attrs["source_model_token"]
+    steps = steps or model.config.sample_steps
+    base = {k: v for k, v in cf_attrs("gpp").items() if k != "valid_range"}
+    out["gpp"].attrs = {**base, "grid_mapping": "spatial_ref",
+                        "long_name": "gross primary productivity: GPP_M (500 m) downscaled to 30 m by the "
+                                     f"scheme-{model.scheme.upper()} diffusion model, mean of {members} members",
+                        "cell_methods": "time: mean"}
+    if "gpp_spread" in out:
+        out["gpp_spread"].attrs = {"units": base["units"], "grid_mapping": "spatial_ref",
+                                   "long_name": f"standard deviation of the {members} downscaled ensemble members"}
+    out.attrs = {
+        "source": f"unique_xr diffusion downscaling (scheme {model.scheme}) of GPP_M",
+        "inputs": "gpp_500m (bilinear onto the 30 m grid) + static_30m: " + ", ".join(names),
+        "downscaling_model_token": token, "downscaling_scheme": model.scheme,
+        "downscaling_members": members, "downscaling_sampler": model.config.sampler, "downscaling_steps": steps,
+        "downscaling_seed": seed, **(attrs or {}),
+    }
+    return out
+
+
+def run_downscale_gpp(cube_dir: str | Path, model, *, members: int = 4, steps: int | None = None, seed: int = 0,
+                      attrs: dict[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
+                      figure: bool = True, title: str | None = None) -> DownscaleResult:
+    """Downscale ``cube_dir/gpp_500m.zarr`` to 30 m, write ``gpp_30m_daily.zarr`` and ``gpp_downscaled.png``.
+
+    ``cube_dir`` holds the data layer's ``static_30m.zarr`` and the GPP stage's stores (see
+    :func:`run_gpp`); the other parameters are those of :func:`build_downscaled_gpp`. ``summary``
+    holds the seconds taken, the model token and the range, mean, valid share and mean spread.
+    """
+    import warnings
+
+    import dask
+
+    from unique_xr.load.cache import open_zarr, to_zarr
+
+    cube = Path(cube_dir)
+    t0 = time.perf_counter()
+    static = open_zarr(cube / "static_30m.zarr")
+    lazy = build_downscaled_gpp(open_zarr(cube / "gpp_500m.zarr"), static, GridSpec.from_xarray(static), model,
+                                members=members, steps=steps, seed=seed, attrs=attrs)
+    with _progress(progress, "writing gpp_30m_daily"), warnings.catch_warnings():
+        # rasterio warns that its in-memory warp datasets have no geotransform before odc-geo sets one
+        warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+        store = to_zarr(lazy.chunk({"time": 1}), cube / "gpp_30m_daily.zarr", mode="w" if overwrite else "w-",
+                        overwrite=overwrite)
+    written = open_zarr(store)
+    summary = _gpp_summary(written)
+    if "gpp_spread" in written:
+        summary["spread_mean"] = round(float(dask.compute(written["gpp_spread"].mean())[0]), 3)
+    summary.update({"model_token": written.attrs["downscaling_model_token"], "members": members,
+                    "steps": written.attrs["downscaling_steps"]})
+    png = None
+    if figure:
+        from unique_xr.write.quicklook import gpp_downscaled_map
+
+        cubes = {name: open_zarr(cube / f"{name}.zarr") for name in ("gpp_500m", "gpp_30m")
+                 if (cube / f"{name}.zarr").exists()}
+        png = gpp_downscaled_map({**cubes, "gpp_30m_daily": written}, cube / "gpp_downscaled.png", title=title)
+    summary["total_seconds"] = round(time.perf_counter() - t0, 3)
+    return DownscaleResult(store=store, figure=png, summary=summary)
 
 
 def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str = "stackstac",
-             overwrite: bool = True, progress: bool = True) -> DemoResult:
-    """The data layer and the GPP stage on the embedded sample region (see ``unique_xr/data/sample/SOURCE.md``).
+             overwrite: bool = True, progress: bool = True, downscale: bool | None = None) -> DemoResult:
+    """The data layer, the GPP stage and the downscaling on the embedded sample region.
 
     Writes ``out_dir/cube/``: the data-layer cubes and ``quicklook.png``, then ``gpp_30m.zarr``
     (GPP_L on the Landsat days), ``gpp_500m.zarr`` (GPP_M, daily) and ``gpp_map.png``, with the
-    shipped sample models (:func:`unique_xr.sample.sample_model`). The inputs the sample lacks
-    (:data:`unique_xr.sample.SAMPLE_MISSING_INPUTS`) are passed as ``allow_missing`` and recorded
-    in the stores' ``inputs_absent`` attribute. ``engine`` is the loader engine of the data layer.
+    shipped sample models (:func:`unique_xr.sample.sample_model`), then ``gpp_30m_daily.zarr``
+    (GPP_M of every day downscaled to 30 m by the shipped diffusion model,
+    :func:`unique_xr.sample.sample_downscaler`; ensemble mean and spread) and ``gpp_downscaled.png``.
+    The inputs the sample lacks (:data:`unique_xr.sample.SAMPLE_MISSING_INPUTS`) are passed as
+    ``allow_missing`` and recorded in the stores' ``inputs_absent`` attribute. ``engine`` is the
+    loader engine of the data layer. ``downscale``: True, False, or None (default) for "when torch
+    is installed" (extra ``torch``).
     """
     from unique_xr.load.cache import open_zarr
-    from unique_xr.sample import SAMPLE_MISSING_INPUTS, sample_model, stage_sample
+    from unique_xr.sample import (
+        SAMPLE_MISSING_INPUTS,
+        sample_downscaler,
+        sample_model,
+        stage_sample,
+    )
 
+    if downscale is None:
+        import importlib.util
+
+        downscale = importlib.util.find_spec("torch") is not None
     out = Path(out_dir)
     staged = stage_sample(out / "inputs", seed=seed)
     spec = DataLayerSpec(grid=staged.grid, datetime=f"{staged.dates[0]}/{staged.dates[1]}",
@@ -405,4 +540,9 @@ def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str 
     gpp = run_gpp(cubes, {kind: sample_model(kind) for kind in GPP_STAGES}, out / "cube",
                   allow_missing=SAMPLE_MISSING_INPUTS, attrs={"comment": DEMO_COMMENT},
                   overwrite=overwrite, progress=progress, map_title=DEMO_MAP_TITLE)
-    return DemoResult(data_layer=layer, gpp=gpp, staged=staged)
+    downscaled = None
+    if downscale:
+        downscaled = run_downscale_gpp(out / "cube", sample_downscaler(), seed=seed,
+                                       attrs={"comment": DEMO_COMMENT}, overwrite=overwrite, progress=progress,
+                                       title=DEMO_DOWNSCALE_TITLE)
+    return DemoResult(data_layer=layer, gpp=gpp, staged=staged, downscaled=downscaled)

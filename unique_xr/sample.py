@@ -16,7 +16,8 @@ from pathlib import Path
 
 from unique_xr.grid import GridSpec
 
-__all__ = ["SAMPLE_GRID", "SAMPLE_DATES", "SAMPLE_MISSING_INPUTS", "StagedSample", "sample_model", "stage_sample"]
+__all__ = ["SAMPLE_GRID", "SAMPLE_DATES", "SAMPLE_MISSING_INPUTS", "StagedSample", "sample_downscaler", "sample_model",
+           "stage_sample"]
 
 #: The real Landsat crops' own grid (scene 218074, USGS UTM 23N with negative northings).
 SAMPLE_GRID = GridSpec(crs="EPSG:32623", resolution=30.0, bounds=(583485.0, -2231685.0, 595485.0, -2222685.0))
@@ -81,6 +82,32 @@ def sample_model(kind: str) -> Path:
         raise FileNotFoundError(
             f"The shipped {kind} model is missing from {path}: the installation is incomplete. Reinstall "
             "unique_xr, or rebuild it with `python examples/train_sample_models.py` in a clone."
+        )
+    return path
+
+
+def sample_downscaler() -> Path:
+    """The folder of the small scheme-S2 diffusion downscaler shipped for the demo (no network needed).
+
+    Returns
+    -------
+    pathlib.Path
+        A model folder (``card.json``, ``weights.pt``) for :func:`unique_xr.downscale.load_downscaler`
+        (extra ``torch``). It was trained on the sample region itself (GPP_M 500 m -> GPP_L 30 m on the
+        two Landsat days, with the DEM and land-cover fractions): a demonstration of the machinery,
+        not a general model. Its ``SOURCE.md`` says more; ``examples/train_sample_downscaler.py``
+        rebuilds it.
+
+    Examples
+    --------
+    >>> (sample_downscaler() / "card.json").is_file()
+    True
+    """
+    path = Path(str(resources.files("unique_xr") / "data" / "models" / "downscale_s2"))
+    if not (path / "card.json").is_file() or not (path / "weights.pt").is_file():
+        raise FileNotFoundError(
+            f"The shipped downscaling model is missing from {path}: the installation is incomplete. Reinstall "
+            "unique_xr, or rebuild it with `python examples/train_sample_downscaler.py` in a clone."
         )
     return path
 

@@ -68,6 +68,8 @@ def test_aux_kinds_and_encoding():
     dspec = AuxSpec.fit("dem", dem)
     assert dspec.kind == "continuous"
     z = dspec.encode(dem)
+    assert z.shape == (1, 2, 2)
+    z = z[0]
     assert z[1, 0] == 0 and abs(np.nanmean(np.where(np.isfinite(dem), z, np.nan))) < 1e-6
     assert AuxSpec.from_dict(dspec.to_dict()) == dspec
 
@@ -77,14 +79,15 @@ def test_normalisation_round_trip_and_channels():
     coarse_up = [rng.random((8, 8)) for _ in range(2)]
     fine = [c + 0.1 * rng.standard_normal((8, 8)) for c in coarse_up]
     lc = rng.integers(1, 3, (8, 8))
-    norm = Normalisation.fit(coarse_up, fine, [lc], aux_names=["lc"])
-    assert norm.cond_channels == 2 + 2
+    dem = rng.normal(300, 50, (8, 8))
+    norm = Normalisation.fit(coarse_up, fine, [lc, dem], aux_names=["lc", "dem"])
+    assert norm.cond_channels == 2 + 2 + 1
     r = norm.residual(fine[0], coarse_up[0])
     np.testing.assert_allclose(norm.to_field(r, coarse_up[0]), fine[0], rtol=1e-5)
     assert Normalisation.from_dict(norm.to_dict()) == norm
     gap = coarse_up[0].copy()
     gap[0, 0] = np.nan
-    cond = norm.conditioning(gap, [lc])
-    assert cond.shape == (4, 8, 8) and cond[0, 0, 0] == 0 and cond[1, 0, 0] == 0 and cond[1, 1, 1] == 1
-    with pytest.raises(DownscaleInputError, match="trained with 1 auxiliary"):
+    cond = norm.conditioning(gap, [lc, dem])
+    assert cond.shape == (5, 8, 8) and cond[0, 0, 0] == 0 and cond[1, 0, 0] == 0 and cond[1, 1, 1] == 1
+    with pytest.raises(DownscaleInputError, match="trained with 2 auxiliary"):
         norm.conditioning(gap, [])

@@ -113,3 +113,17 @@ def test_dataarray_with_time_is_split_into_pairs(pairs):
     f = xr.concat(fine, "time")
     model = fit(c, f, scheme="s1", config=DownscaleConfig.preset("quick", train_steps=1))
     assert model.card["pairs"] == 3
+
+
+def test_continuous_and_categorical_auxiliaries_together(pairs):
+    """A DEM is standardised into one channel, a class map into one channel per class."""
+    from unique_xr.downscale import downscale
+
+    coarse, fine, lc = pairs
+    rng = np.random.default_rng(7)
+    dem = xr.DataArray(rng.normal(400.0, 80.0, lc.shape), dims=("y", "x"), name="elevation")
+    model = fit(coarse, fine, aux=[dem, lc], scheme="s2", config=DownscaleConfig.preset("quick", train_steps=2))
+    kinds = [(a.name, a.kind, a.channels) for a in model.norm.aux]
+    assert kinds == [("elevation", "continuous", 1), ("landcover", "categorical", 3)]
+    out = downscale(coarse[0], model, aux=[dem, lc], members=2)
+    assert out["ndvi"].shape == lc.shape and np.isfinite(out["ndvi"].values).all()

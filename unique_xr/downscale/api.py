@@ -9,6 +9,7 @@ the chunking. The model is one key of the graph and is loaded once per worker pr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
@@ -251,6 +252,7 @@ def predict_block(
     device: str,
     precision: str,
     batch_size: int,
+    threads: int | None = None,
 ) -> np.ndarray:
     """numpy kernel: statistics ``(S, y1 - y0, x1 - x0)`` of the members for one output box.
 
@@ -271,7 +273,9 @@ def predict_block(
     aux_w = [np.asarray(a)[np.ix_(rows - aux_origin[0], cols - aux_origin[1])] for a in aux]
     cond = model.norm.conditioning(up, aux_w)
     sample = model.sampler_fn(steps=steps, sampler=sampler, device=device, precision=precision)
-    residual = predict_region(sample, cond, (wy0, wx0), box, plan, members=members, seed=seed, batch_size=batch_size)
+    with _torch_threads(threads):
+        residual = predict_region(sample, cond, (wy0, wx0), box, plan, members=members, seed=seed,
+                                  batch_size=batch_size)
     up_box = up[y0 - wy0: y1 - wy0, x0 - wx0: x1 - wx0]
     fields = model.norm.to_field(residual, up_box)
     if conserve:
@@ -284,6 +288,22 @@ def predict_block(
     spread = fields.std(axis=0, ddof=1)
     half = _t95(members - 1) * spread * math.sqrt(1 + 1 / members)
     return np.stack([mean, spread, mean - half, mean + half]).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """torch's intra-op threads set to ``n`` while a block runs (Dask already runs blocks in parallel)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _windows(plan: TilePlan, box, factor: int, coarse_shape):
@@ -320,10 +340,11 @@ def downscale(
     conserve: bool = False,
     device: str = "cpu",
     precision: str = "auto",
-    chunks: int | None = None,
+    chunks: int | tuple[int, int] | None = None,
     batch_size: int = 8,
     name: str | None = None,
     resources: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> xr.Dataset:
     """Downscale a coarse field with a trained model, tile by tile, lazily on Dask input.
 
@@ -351,11 +372,14 @@ def downscale(
         Shift each member so its mean over every coarse cell equals the coarse value
         (needs a nested coarse grid, ``factor > 1``).
     chunks
-        Output chunk side in fine pixels. Default: lazy only if ``coarse`` or ``aux`` is Dask-backed,
-        with the auxiliaries' chunks or 1024.
+        Output chunk ``(y, x)`` (or one side for both) in fine pixels. Default: lazy only if ``coarse``
+        or ``aux`` is Dask-backed, with the auxiliaries' chunks, else 1024.
     resources
         Dask resource annotation of the prediction tasks, e.g. ``{"GPU": 1}`` (default when
         ``device`` is CUDA).
+    threads
+        torch threads per task (default: 1 when lazy, since Dask runs tasks in parallel; torch's
+        own default when eager).
 
     Returns
     -------
@@ -397,10 +421,11 @@ def downscale(
     plan = TilePlan.make(fshape, tile=tile or cfg.tile, overlap=cfg.overlap if overlap is None else overlap,
                          stride=model.stride)
     handle = DownscalerHandle(model)
-    kw = dict(factor=k, members=members, steps=steps, sampler=sampler, seed=seed, conserve=conserve,
-              device=device, precision=precision, batch_size=batch_size)
     n_stats = 1 if members == 1 else 4
     lazy = chunks is not None or coarse.chunks is not None or any(a.chunks is not None for a in aux)
+    kw = dict(factor=k, members=members, steps=steps, sampler=sampler, seed=seed, conserve=conserve,
+              device=device, precision=precision, batch_size=batch_size,
+              threads=threads if threads is not None or not lazy else 1)
     times = range(coarse.sizes["time"]) if timed else [None]
     aux_data = [a.transpose("y", "x").data for a in aux]
 
@@ -411,11 +436,18 @@ def downscale(
                                 aux_np, (0, 0), box, plan, **kw) for t in times]
         data = np.stack(blocks, axis=1)
     else:
-        side = chunks or (aux[0].chunks[0][0] if aux and aux[0].chunks else 1024)
+        if isinstance(chunks, int):
+            sides = (chunks, chunks)
+        elif chunks is not None:
+            sides = tuple(chunks)
+        elif aux and aux[0].chunks:
+            sides = (aux[0].chunksizes["y"][0], aux[0].chunksizes["x"][0])
+        else:
+            sides = (1024, 1024)
         if conserve:
-            side = max(k, side // k * k)
-        ybounds = list(range(0, fshape[0], side)) + [fshape[0]]
-        xbounds = list(range(0, fshape[1], side)) + [fshape[1]]
+            sides = tuple(max(k, side // k * k) for side in sides)
+        ybounds = list(range(0, fshape[0], sides[0])) + [fshape[0]]
+        xbounds = list(range(0, fshape[1], sides[1])) + [fshape[1]]
         resources = resources or ({"GPU": 1} if device.startswith("cuda") else None)
         annotations = {"resources": resources} if resources else {}
         handle_d = dask.delayed(handle, name=f"downscaler-{handle.token}", pure=True)

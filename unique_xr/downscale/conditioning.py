@@ -49,7 +49,7 @@ class AuxSpec:
             out = np.stack([values == c for c in self.classes]).astype(np.float32)
             return out
         out = ((np.asarray(values, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
-        return np.nan_to_num(out, nan=0.0)
+        return np.nan_to_num(out, nan=0.0)[None]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "mean": self.mean, "std": self.std, "classes": list(self.classes)}

@@ -367,20 +367,17 @@ def _align_by_shape(values, cgrid, fgrid, coarse, fine) -> tuple[xr.DataArray, i
 
 
 def _reproject(values: np.ndarray, src, dst) -> np.ndarray:
-    """Bilinear reprojection of ``values`` on grid ``src`` onto grid ``dst`` (odc-geo), NaN outside.
+    """Bilinear reprojection of ``values`` on grid ``src`` onto grid ``dst``, NaN outside and over gaps.
 
-    A fine pixel whose centre falls in a missing coarse pixel stays NaN (as on the nested path),
-    rather than taking a value from the gap's valid neighbours.
+    The same resampling the demo uses (:func:`unique_xr.downscale.regrid.coarse_onto_grid`): a fine
+    pixel whose centre falls in a missing coarse pixel stays NaN, as on the nested path.
     """
-    from odc.geo.xr import xr_coords, xr_reproject
+    from odc.geo.xr import xr_coords
+
+    from unique_xr.downscale.regrid import coarse_onto_grid
 
     da = xr.DataArray(values, dims=("y", "x"), coords=xr_coords(src, dims=("y", "x")))
-    kw = {"src_nodata": np.nan, "dst_nodata": np.nan}
-    out = np.asarray(xr_reproject(da, dst, resampling="bilinear", **kw).values, dtype=np.float32)
-    if not np.isfinite(values).all():
-        nearest = np.asarray(xr_reproject(da, dst, resampling="nearest", **kw).values)
-        out = np.where(np.isfinite(nearest), out, np.float32(np.nan))
-    return out.reshape(dst.shape)
+    return np.asarray(coarse_onto_grid(da, dst).values, dtype=np.float32).reshape(dst.shape)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -155,3 +155,107 @@ def gpp_map(cubes: Mapping[str, object], path: str | Path, *, max_30m: int = 3, 
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def _day_index(times, day) -> int:
+    """Index of the calendar day ``day`` in ``times`` (any time of day), or -1."""
+    import pandas as pd
+
+    days = pd.DatetimeIndex(times).normalize()
+    hit = np.flatnonzero(days == pd.Timestamp(day).normalize())
+    return int(hit[0]) if hit.size else -1
+
+
+def gpp_downscaled_map(cubes: Mapping[str, object], path: str | Path, *, day: str | None = None,
+                       title: str | None = None, dpi: int = 100) -> Path:
+    """Map one day of downscaled GPP: GPP_M at 500 m, the 30 m ensemble mean, its spread, and GPP_L.
+
+    Parameters
+    ----------
+    cubes
+        ``{"gpp_30m_daily": Dataset}`` with ``gpp`` (ensemble mean) and ``gpp_spread`` ``(time, y, x)``
+        as :func:`unique_xr.pipeline.build_downscaled_gpp` writes them; optionally ``gpp_500m``
+        (GPP_M, drawn first) and ``gpp_30m`` (GPP_L, drawn last when it has the day).
+    path
+        PNG to write.
+    day
+        ``"YYYY-MM-DD"`` to draw. Default: the first Landsat day of ``gpp_30m`` that the downscaled
+        series has (so GPP_L can be compared), else its middle day.
+    title
+        First line of the figure title.
+
+    The GPP panels share one colour scale (0 to the 99th percentile) in g C m-2 d-1 and the extent of
+    the 30 m grid; the spread has its own scale. Grey is no estimate. Panels are drawn with
+    matplotlib's ``"antialiased"`` interpolation: the 30 m grids have more pixels than the panels.
+    """
+    import pandas as pd
+
+    mpl = import_optional("matplotlib", purpose="drawing the downscaled GPP map")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    daily = cubes.get("gpp_30m_daily")
+    if daily is None:
+        raise ValueError(f"Nothing to draw: no 'gpp_30m_daily' in {sorted(cubes)}")
+    times = daily["time"].values
+    fine, coarse = cubes.get("gpp_30m"), cubes.get("gpp_500m")
+    if day is None:
+        landsat_days = [] if fine is None else list(pd.DatetimeIndex(fine["time"].values).normalize())
+        day = next((d for d in landsat_days if _day_index(times, d) >= 0), pd.Timestamp(times[len(times) // 2]))
+    i = _day_index(times, day)
+    if i < 0:
+        raise ValueError(f"{pd.Timestamp(day):%Y-%m-%d} is not in the downscaled series "
+                         f"({pd.Timestamp(times[0]):%Y-%m-%d} to {pd.Timestamp(times[-1]):%Y-%m-%d}).")
+    when = f"{pd.Timestamp(times[i]):%Y-%m-%d}"
+    members = daily.attrs.get("downscaling_members", "?")
+    gpp_panels = []
+    if coarse is not None and _day_index(coarse["time"].values, day) >= 0:
+        gpp_panels.append((f"GPP_M, 500 m, {when}", coarse["gpp"].isel(time=_day_index(coarse["time"].values, day))))
+    gpp_panels.append((f"GPP_M downscaled to 30 m, {when}\nmean of {members} members", daily["gpp"].isel(time=i)))
+    spread = daily["gpp_spread"].isel(time=i) if "gpp_spread" in daily else None
+    if fine is not None and _day_index(fine["time"].values, day) >= 0:
+        gpp_panels.append((f"GPP_L, 30 m, Landsat {when}\n(for comparison)",
+                           fine["gpp"].isel(time=_day_index(fine["time"].values, day))))
+    images = [np.asarray(da, dtype="float32") for _, da in gpp_panels]
+    finite = np.concatenate([im[np.isfinite(im)] for im in images])
+    vmax = max(float(np.percentile(finite, 99)) if finite.size else 1.0, 1e-3)
+    cmap = mpl.colormaps["YlGn"].with_extremes(bad="0.82")
+    n = len(gpp_panels) + (spread is not None)
+    fig, axes = plt.subplots(1, n, figsize=(4.0 * n + 1.6, 3.9), squeeze=False, layout="constrained")
+    axes = list(axes.flat)
+    extent = _extent(daily["gpp"])
+    order = list(range(len(gpp_panels)))
+    if spread is not None:  # the spread goes right after the downscaled mean
+        at = 2 if len(gpp_panels) > 1 and gpp_panels[0][0].startswith("GPP_M, 500") else 1
+        order.insert(at, None)
+    gpp_axes = []
+    for ax, k in zip(axes, order, strict=True):
+        if k is None:
+            im = np.asarray(spread, dtype="float32")
+            top = float(np.nanpercentile(im, 99)) if np.isfinite(im).any() else 1.0
+            shown_spread = ax.imshow(im, cmap=mpl.colormaps["magma_r"].with_extremes(bad="0.82"), vmin=0.0,
+                                     vmax=max(top, 1e-3), extent=_extent(spread), interpolation="antialiased")
+            ax.set_title(f"Ensemble spread (member std), {when}", fontsize=10)
+            bar = fig.colorbar(shown_spread, ax=ax, shrink=0.85, pad=0.02)
+            bar.set_label("spread (g C m-2 d-1)")
+        else:
+            name, da = gpp_panels[k]
+            shown = ax.imshow(images[k], cmap=cmap, vmin=0.0, vmax=vmax, extent=_extent(da), interpolation="antialiased")
+            ax.set_title(name, fontsize=10)
+            gpp_axes.append(ax)
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bar = fig.colorbar(shown, ax=gpp_axes, shrink=0.85, pad=0.02, location="left")
+    bar.set_label(GPP_LABEL)
+    km = ((extent[1] - extent[0]) / 1000.0, (extent[3] - extent[2]) / 1000.0)
+    model = daily.attrs.get("downscaling_model_token", "?")
+    steps = daily.attrs.get("downscaling_steps", "?")
+    fig.supxlabel(f"each panel {km[0]:.1f} x {km[1]:.1f} km; scheme {daily.attrs.get('downscaling_scheme', '?')}, "
+                  f"{members} members, {steps} DDIM steps, model {model}; grey: no estimate", fontsize=8)
+    fig.suptitle(title or "Daily GPP downscaled 500 m -> 30 m", fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
