@@ -507,6 +507,40 @@ def _extent(da: xr.DataArray) -> tuple[float, float, float, float]:
 # main
 
 
+def export_geotiffs(pairs: PairSet, out: Path) -> list[Path]:
+    """Write a set's images as single-band GeoTIFFs (for ``unique-xr downscale fit/predict``).
+
+    ``coarse_<date>.tif`` on the coarse grid, ``fine_<date>.tif`` and ``aux<i>.tif`` on the fine grid,
+    float32 with NaN for missing (the class map stays uint8); the local grids keep their transform.
+    """
+    import rasterio
+    from affine import Affine
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def write(da: xr.DataArray, path: Path) -> None:
+        res = float(da.attrs["resolution"])
+        x0 = float(da["x"][0]) - res / 2
+        y0 = float(da["y"][0]) + res / 2
+        values = np.asarray(da.values)
+        dtype = "uint8" if values.dtype == np.uint8 else "float32"
+        profile = {"driver": "GTiff", "height": values.shape[0], "width": values.shape[1], "count": 1,
+                   "dtype": dtype, "transform": Affine(res, 0, x0, 0, -res, y0), "compress": "deflate",
+                   "nodata": None if dtype == "uint8" else float("nan")}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(values.astype(dtype), 1)
+        written.append(path)
+
+    for d in (*pairs.train, *pairs.test):
+        write(pairs.coarse[d], out / f"coarse_{d}.tif")
+        write(pairs.fine[d], out / f"fine_{d}.tif")
+    for i, a in enumerate(pairs.aux or []):
+        write(a, out / f"aux{i}_{a.name}.tif")
+    return written
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -530,6 +564,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="folder of the downscale_<set>.png maps")
     parser.add_argument("--models", type=Path, default=REPO / "build" / "downscale_pairs",
                         help="folder the fitted models are saved under")
+    parser.add_argument("--export-geotiffs", type=Path, default=None, metavar="DIR",
+                        help="only write each set's images as single-band GeoTIFFs under DIR/<set>/ and stop")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other sets already in --out-json (each set records its own configuration)")
     return parser.parse_args(argv)
@@ -547,6 +583,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     if args.merge and args.out_json.exists():
         record["sets"] = {k: v for k, v in json.loads(args.out_json.read_text())["sets"].items() if k not in args.sets}
+    if args.export_geotiffs:
+        for name in args.sets:
+            paths = export_geotiffs(load_pairs(name, args.data, test=args.test), args.export_geotiffs / name)
+            print(f"{name}: {len(paths)} GeoTIFFs in {args.export_geotiffs / name}")
+        return record
     for name in args.sets:
         started = time.perf_counter()
         pairs = load_pairs(name, args.data, test=args.test)
