@@ -49,3 +49,36 @@ def test_bench_estimate_smoke(tmp_path):
     big = json.loads(out_big.read_text())
     assert big["big"]["pixel_days"] >= 9 * big["small"]["pixel_days"]
     assert big["big"]["zarr_gpp_first_day_finite_share"] > 0.5
+
+
+def test_bench_downscale_smoke(tmp_path):
+    import pytest
+
+    pytest.importorskip("torch")
+    out = tmp_path / "downscale.json"
+    record = _module("bench_downscale").main(["--quick", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["sampling"] == record["sampling"]
+    assert saved["device"] == "cpu" and saved["machine"]["cpus"] >= 1 and saved["machine"]["torch"]
+    for key in ("model_size", "network_evaluations", "sampling", "bf16_vs_fp32_sampling", "batch_effect_tiles_per_s",
+                "tiling", "training", "derived", "h100_hour_goal"):
+        assert saved[key], key
+    # the presets the figures are about, counted (random weights of their shapes)
+    cpu, large = saved["model_size"]["cpu"], saved["model_size"]["large"]
+    assert 1e6 < cpu["parameters"] < large["parameters"]
+    assert 0 < cpu["gflop_per_tile_evaluation"] < large["gflop_per_tile_evaluation"]
+    # every measured rate is positive, and the ratios are made from them
+    assert all(r["tile_evaluations_per_s"] > 0 for r in saved["network_evaluations"].values())
+    assert all(r["tiles_per_s"] > 0 and r["megapixels_per_s"] > 0 for r in saved["sampling"].values())
+    assert all(v > 0 for k, v in saved["bf16_vs_fp32_sampling"].items() if k.startswith("ddim_"))
+    assert set(saved["batch_effect_tiles_per_s"]["by_batch"]) == {"1", "2"}
+    assert saved["training"]["steps_per_s"] > 0
+    # the tiled Dask result is the eager one, every pixel covered, with more tiles computed
+    tiling = saved["tiling"]
+    assert tiling["dask_equals_eager_max_abs_difference"] < 1e-5 and tiling["output_finite_share"] == 1.0
+    assert tiling["tiles_dask"] >= tiling["tiles_eager"] > 1
+    assert tiling["eager_vs_bare_tiles"] > 0 and tiling["dask_vs_eager"] > 0
+    derived = next(iter(saved["derived"]["by_sampling_config"].values()))
+    assert derived["national_year_hours"] > derived["national_day_hours"] > 0
+    # a year in one H100-hour: 40 G pixel-days / 3600 s over (160 - 32)^2 new pixels per tile
+    assert abs(saved["h100_hour_goal"]["large"]["tiles_per_s_needed"] - 40e9 / 3600 / 128**2) < 1

@@ -9,6 +9,7 @@ import xarray as xr
 torch = pytest.importorskip("torch")
 
 from unique_xr.downscale import downscale  # noqa: E402
+from unique_xr.downscale.api import load_counts  # noqa: E402
 from unique_xr.downscale.conditioning import DownscaleInputError  # noqa: E402
 from unique_xr.testing import raise_if_dask_computes  # noqa: E402
 
@@ -132,12 +133,6 @@ def test_bad_requests_are_explained(model, pairs):
         downscale(coarse[0].expand_dims(band=[1]), model, aux=[lc])
 
 
-def _load_counts():
-    from unique_xr.downscale.api import LOAD_COUNT as counts  # the worker's own module, not this file's copy
-
-    return dict(counts)
-
-
 def test_model_is_loaded_once_per_worker(model, pairs):
     distributed = pytest.importorskip("distributed")
     coarse, _, lc = pairs
@@ -145,7 +140,7 @@ def test_model_is_loaded_once_per_worker(model, pairs):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             distributed.Client(cl) as client:
         got = lazy.compute()
-        loads = client.run(_load_counts)
+        loads = client.run(load_counts)  # a library function: workers import it, they need not import tests
     np.testing.assert_allclose(got["ndvi"].values, downscale(coarse[0], model, aux=[lc])["ndvi"].values, atol=1e-6)
     counts = [n for per_worker in loads.values() for n in per_worker.values()]
     assert counts and all(n == 1 for n in counts)  # 6 blocks over 2 workers, each worker loaded the model once

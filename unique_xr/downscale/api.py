@@ -233,6 +233,11 @@ _LOADED: dict[str, Any] = {}
 LOAD_COUNT: dict[str, int] = {}
 
 
+def load_counts() -> dict[str, int]:
+    """A copy of :data:`LOAD_COUNT` (for ``Client.run`` on the workers)."""
+    return dict(LOAD_COUNT)
+
+
 def predict_block(
     handle: DownscalerHandle,
     coarse: np.ndarray,
@@ -341,7 +346,7 @@ def downscale(
     device: str = "cpu",
     precision: str = "auto",
     chunks: int | tuple[int, int] | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     name: str | None = None,
     resources: dict[str, Any] | None = None,
     threads: int | None = None,
@@ -373,10 +378,15 @@ def downscale(
         (needs a nested coarse grid, ``factor > 1``).
     chunks
         Output chunk ``(y, x)`` (or one side for both) in fine pixels. Default: lazy only if ``coarse``
-        or ``aux`` is Dask-backed, with the auxiliaries' chunks, else 1024.
+        or ``aux`` is Dask-backed, with the auxiliaries' chunks, else 1024 (2048 on CUDA, where
+        the tiles recomputed at chunk borders cost relatively more).
+    batch_size
+        Tiles x members per network call (default 8 on CPU, 64 on CUDA).
     resources
         Dask resource annotation of the prediction tasks, e.g. ``{"GPU": 1}`` (default when
-        ``device`` is CUDA).
+        ``device`` is CUDA). Dask's low-level task fusion drops annotations, so compute or write
+        the result under ``dask.config.set({"optimization.fuse.active": False})`` on a cluster
+        whose GPU workers declare the resource.
     threads
         torch threads per task (default: 1 when lazy, since Dask runs tasks in parallel; torch's
         own default when eager).
@@ -423,6 +433,7 @@ def downscale(
     handle = DownscalerHandle(model)
     n_stats = 1 if members == 1 else 4
     lazy = chunks is not None or coarse.chunks is not None or any(a.chunks is not None for a in aux)
+    batch_size = batch_size or (64 if device.startswith("cuda") else 8)
     kw = dict(factor=k, members=members, steps=steps, sampler=sampler, seed=seed, conserve=conserve,
               device=device, precision=precision, batch_size=batch_size,
               threads=threads if threads is not None or not lazy else 1)
@@ -443,7 +454,7 @@ def downscale(
         elif aux and aux[0].chunks:
             sides = (aux[0].chunksizes["y"][0], aux[0].chunksizes["x"][0])
         else:
-            sides = (1024, 1024)
+            sides = (2048, 2048) if device.startswith("cuda") else (1024, 1024)
         if conserve:
             sides = tuple(max(k, side // k * k) for side in sides)
         ybounds = list(range(0, fshape[0], sides[0])) + [fshape[0]]
@@ -461,8 +472,9 @@ def downscale(
                 for x0, x1 in zip(xbounds[:-1], xbounds[1:]):
                     box = (y0, y1, x0, x1)
                     (fy, fx), (cy, cx) = _windows(plan, box, k, cshape)
-                    cwin = cdata[cy[0]: cy[1], cx[0]: cx[1]]
-                    awin = [a[fy[0]: fy[1], fx[0]: fx[1]] for a in aux_data]
+                    # windows become single keys here, outside the annotation: only the kernel asks for a GPU
+                    cwin = _window(cdata[cy[0]: cy[1], cx[0]: cx[1]])
+                    awin = [_window(a[fy[0]: fy[1], fx[0]: fx[1]]) for a in aux_data]
                     with dask.annotate(**annotations):
                         block = kernel(handle_d, cwin, (cy[0], cx[0]), cshape, awin, (fy[0], fx[0]), box, plan, **kw)
                     row.append(dsa.from_delayed(block, shape=(n_stats, y1 - y0, x1 - x0), dtype=np.float32,
@@ -471,6 +483,12 @@ def downscale(
             per_time.append(dsa.concatenate([dsa.concatenate(r, axis=3) for r in rows_of_blocks], axis=2))
         data = dsa.concatenate(per_time, axis=1)
     return _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model)
+
+
+def _window(array):
+    import dask
+
+    return dask.delayed(array) if dask.is_dask_collection(array) else array
 
 
 def _select_aux(aux, model) -> list[xr.DataArray]:

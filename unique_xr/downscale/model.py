@@ -115,8 +115,12 @@ class Downscaler:
         sampler = sampler or self.config.sampler
         dev = self._device
 
+        layout = torch.channels_last if dev.startswith("cuda") else torch.contiguous_format
+        if dev.startswith("cuda"):
+            self.net.to(memory_format=layout)
+
         def sample(cond: np.ndarray, noise):
-            c = torch.from_numpy(np.ascontiguousarray(cond)).to(dev)
+            c = torch.from_numpy(np.ascontiguousarray(cond)).to(dev).contiguous(memory_format=layout)
             with autocast(dev, precision):
                 x = self.diffusion.sample(self.net, c, noise=lambda k: torch.from_numpy(noise(k)).to(dev),
                                           sampler=sampler, steps=steps, clip=8.0)
