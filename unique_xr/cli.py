@@ -20,7 +20,8 @@ def _fail(err: Exception) -> None:
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_output"),
-                             help="Output folder (inputs/, cube/*.zarr, cube/quicklook.png, cube/gpp_map.png)."),
+                             help="Output folder (inputs/, cube/*.zarr incl. gpp_30m_daily.zarr, cube/quicklook.png, "
+                                  "cube/gpp_map.png, cube/gpp_downscaled.png)."),
     seed: int = typer.Option(0, help="Seed of the synthetic layers."),
     engine: str = typer.Option("stackstac", help="Loader engine: stackstac or odc."),
     progress: bool = typer.Option(True, help="Show progress bars."),
