@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from unique_xr._files import write_atomic
 from unique_xr._optional import import_optional
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation
 from unique_xr.downscale.config import SCHEMES, DownscaleConfig
@@ -136,10 +136,10 @@ class Downscaler:
         out.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, buf)
-        _atomic_write(out / WEIGHTS, buf.getvalue())
+        write_atomic(out / WEIGHTS, buf.getvalue())
         card = {**self.card, **self.describe(), "parameters": count_parameters(self.net),
                 "torch": torch.__version__, "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
-        _atomic_write(out / CARD, json.dumps(card, indent=2).encode())
+        write_atomic(out / CARD, json.dumps(card, indent=2).encode())
         self.card = card
         return out
 
@@ -160,12 +160,6 @@ def load_downscaler(path: str | Path, *, device: str = "cpu") -> Downscaler:
     model.net.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
     model.card = card
     return model.to(device)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -255,7 +249,7 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
                         "sched": sched.state_dict(), "gen": gen.get_state(), "step": step, "losses": losses,
                         "describe": model.describe()}, buf)
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(ckpt, buf.getvalue())
+            write_atomic(ckpt, buf.getvalue())
     if bar is not None:
         bar.close()
     if step < cfg.train_steps:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from unique_xr._files import write_atomic
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
 
@@ -138,12 +139,6 @@ def _lightgbm(handle: ModelHandle) -> Predictor:
     return predict
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -164,7 +159,7 @@ def _lleaves(handle: ModelHandle) -> Predictor:
     obj.parent.mkdir(parents=True, exist_ok=True)
     model_file = obj.parent / f"{handle.token}.txt"
     if not model_file.is_file() or _sha256(model_file)[:24] != handle.token:
-        _write_atomic(model_file, handle.text.encode())
+        write_atomic(model_file, handle.text.encode())
     digest = obj.with_name(obj.name + ".sha256")
     model = lleaves.Model(model_file=str(model_file))
     if obj.is_file() and digest.is_file() and digest.read_text().strip() == _sha256(obj):
@@ -173,7 +168,7 @@ def _lleaves(handle: ModelHandle) -> Predictor:
         obj.unlink(missing_ok=True)
         tmp = obj.with_name(f".{obj.stem}.{os.getpid()}.{threading.get_ident()}.o")
         model.compile(cache=str(tmp))
-        _write_atomic(digest, _sha256(tmp).encode())
+        write_atomic(digest, _sha256(tmp).encode())
         os.replace(tmp, obj)
 
     def predict(X: np.ndarray, threads: int) -> np.ndarray:

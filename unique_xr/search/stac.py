@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unique_xr._files import write_atomic
 from unique_xr._optional import import_optional
 from unique_xr.errors import EmptySearchError, SearchError, SpecError
 from unique_xr.search.collections import CollectionSpec
@@ -240,9 +241,7 @@ def _read_cache(path: Path, spec: SearchSpec) -> pystac.ItemCollection | None:
 
 def _write_cache(path: Path, items: pystac.ItemCollection) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(items.to_dict(transform_hrefs=False)))
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    write_atomic(path, json.dumps(items.to_dict(transform_hrefs=False)).encode())  # a reader never sees half a file
 
 
 # ------------------------------------------------------------------------------- messages
