@@ -10,8 +10,6 @@ the chunking. The model is one key of the graph and is loaded once per worker pr
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -201,13 +199,9 @@ class DownscalerHandle:
     """A model as bytes (weights + card) with its token; pickled once into a graph, loaded once per process."""
 
     def __init__(self, model) -> None:
-        import torch
-
-        buf = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in model.net.state_dict().items()}, buf)
-        self.weights = buf.getvalue()
+        self.weights = model.weights_bytes()
         self.describe = model.describe()
-        self.token = hashlib.sha256(self.weights + repr(self.describe).encode()).hexdigest()[:20]
+        self.token = model.token
 
     def __dask_tokenize__(self):
         return ("unique_xr.DownscalerHandle", self.token)
@@ -215,14 +209,9 @@ class DownscalerHandle:
     def get(self):
         model = _LOADED.get(self.token)
         if model is None:
-            import torch
-
             from unique_xr.downscale.model import Downscaler
 
-            model = Downscaler.new(DownscaleConfig.from_dict(self.describe["config"]),
-                                   Normalisation.from_dict(self.describe["normalisation"]), self.describe["scheme"])
-            model.net.load_state_dict(torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True))
-            model.net.eval()
+            model = Downscaler.from_weights(self.describe, self.weights)
             _LOADED[self.token] = model
             LOAD_COUNT[self.token] = LOAD_COUNT.get(self.token, 0) + 1
         return model

@@ -79,10 +79,27 @@ class Downscaler:
 
     @classmethod
     def new(cls, config: DownscaleConfig, norm: Normalisation, scheme: str) -> Downscaler:
-        torch.manual_seed(config.seed)
-        net = ConditionalUNet(norm.cond_channels, base_channels=config.base_channels,
-                              channel_mults=config.channel_mults)
+        """A network initialised from ``config.seed`` (torch's global random state is left as it was)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            net = ConditionalUNet(norm.cond_channels, base_channels=config.base_channels,
+                                  channel_mults=config.channel_mults)
         return cls(config=config, norm=norm, scheme=scheme, net=net)
+
+    @classmethod
+    def from_weights(cls, describe: dict[str, Any], weights: bytes) -> Downscaler:
+        """The model of :meth:`describe` with the weights of :meth:`weights_bytes`, on the CPU, in eval mode."""
+        model = cls.new(DownscaleConfig.from_dict(describe["config"]), Normalisation.from_dict(describe["normalisation"]),
+                        describe["scheme"])
+        model.net.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+        model.net.eval()
+        return model
+
+    def weights_bytes(self) -> bytes:
+        """The network's weights, serialised as in ``weights.pt``."""
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, buf)
+        return buf.getvalue()
 
     @property
     def stride(self) -> int:
@@ -134,11 +151,10 @@ class Downscaler:
         """Write ``weights.pt`` and ``card.json`` into ``out`` (atomically per file)."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, buf)
-        write_atomic(out / WEIGHTS, buf.getvalue())
+        weights = self.weights_bytes()
+        write_atomic(out / WEIGHTS, weights)
         card = {**self.card, **self.describe(), "parameters": count_parameters(self.net),
-                "torch": torch.__version__, "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
+                "torch": torch.__version__, "weights_sha256": hashlib.sha256(weights).hexdigest()}
         write_atomic(out / CARD, json.dumps(card, indent=2).encode())
         self.card = card
         return out
@@ -155,9 +171,7 @@ def load_downscaler(path: str | Path, *, device: str = "cpu") -> Downscaler:
     blob = (path / WEIGHTS).read_bytes()
     if card.get("weights_sha256") and hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
         raise ModelFolderError(f"{path / WEIGHTS} does not match the checksum in {CARD}: the file is damaged. Refit or restore it.")
-    model = Downscaler.new(DownscaleConfig.from_dict(card["config"]), Normalisation.from_dict(card["normalisation"]),
-                           card["scheme"])
-    model.net.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True))
+    model = Downscaler.from_weights(card, blob)
     model.card = card
     return model.to(device)
 
