@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from unique_xr._optional import import_optional
+from unique_xr.downscale.conditioning import block_replicate, fill_nearest
 from unique_xr.errors import SpecError
 
 __all__ = ["RegressionBaseline", "bicubic", "block_mean", "linear_baseline"]
@@ -127,16 +128,13 @@ def bicubic(coarse: Any, factor: int, *, shape: tuple[int, int] | None = None) -
     if not ok.any():
         return np.full((ny, nx), np.nan)
     ndimage = import_optional("scipy.ndimage", purpose="bicubic upsampling")
-    if not ok.all():
-        nearest = ndimage.distance_transform_edt(~ok, return_distances=False, return_indices=True)
-        coarse = coarse[tuple(nearest)]
     rows = (np.arange(ny) + 0.5) / k - 0.5
     cols = (np.arange(nx) + 0.5) / k - 0.5
     grid = np.meshgrid(rows, cols, indexing="ij")
-    out = ndimage.map_coordinates(coarse, grid, order=3, mode="nearest")
-    if not ok.all():
-        cover = ok[np.minimum(np.arange(ny) // k, cy - 1)][:, np.minimum(np.arange(nx) // k, cx - 1)]
-        out[~cover] = np.nan
+    out = ndimage.map_coordinates(fill_nearest(coarse), grid, order=3, mode="nearest")
+    if not ok.all():  # fine pixels beyond the last coarse pixel belong to it
+        inside_rows, inside_cols = np.minimum(np.arange(ny), cy * k - 1), np.minimum(np.arange(nx), cx * k - 1)
+        out[~block_replicate(ok, k, rows=inside_rows, cols=inside_cols)] = np.nan
     return out
 
 
