@@ -93,8 +93,9 @@ def sample_downscaler() -> Path:
     -------
     pathlib.Path
         A model folder (``card.json``, ``weights.pt``) for :func:`unique_xr.downscale.load_downscaler`
-        (extra ``torch``). It was trained on the sample region itself (GPP_M 500 m -> GPP_L 30 m on the
-        two Landsat days, with the DEM and land-cover fractions): a demonstration of the machinery,
+        (extra ``torch``). It was trained on the sample region itself (GPP_L averaged over the 500 m cells ->
+        GPP_L 30 m on the two Landsat days, with the DEM and land-cover fractions; the sample's GPP_M
+        comes from synthetic MODIS and is unrelated to GPP_L): a demonstration of the machinery,
         not a general model. Its ``SOURCE.md`` says more; ``examples/train_sample_downscaler.py``
         rebuilds it.
 

@@ -163,6 +163,7 @@ def _plain_coords(grid) -> dict[str, np.ndarray]:
 
 def grid_of(obj):
     """The grid of a DataArray read by :func:`read_single_band` (or a GeoBox, returned as is)."""
+    from affine import Affine
     from odc.geo.geobox import GeoBox
 
     if isinstance(obj, GeoBox):
@@ -170,10 +171,7 @@ def grid_of(obj):
     if "spatial_ref" in obj.coords:
         return obj.odc.geobox
     if "x" not in obj.coords or "y" not in obj.coords or obj.sizes["x"] < 2 or obj.sizes["y"] < 2:
-        from affine import Affine
-
         return GeoBox((obj.sizes["y"], obj.sizes["x"]), Affine.identity(), None)
-    from affine import Affine
 
     x, y = obj["x"].values.astype(np.float64), obj["y"].values.astype(np.float64)
     dx, dy = (x[-1] - x[0]) / (x.size - 1), (y[-1] - y[0]) / (y.size - 1)
