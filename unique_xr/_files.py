@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -17,3 +19,48 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_model_folder(out: str | os.PathLike, *, card: dict, card_name: str, weights: bytes,
+                       weights_name: str) -> Path:
+    """Write a model folder: the weights, then a JSON card that records their SHA-256.
+
+    The card is written last, so a folder with a card always has the weights it describes.
+    Returns the folder.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / weights_name, weights)
+    card = {**card, "weights_sha256": hashlib.sha256(weights).hexdigest()}
+    write_atomic(out / card_name, (json.dumps(card, indent=2, default=_jsonable) + "\n").encode())
+    return out
+
+
+def read_model_folder(path: str | os.PathLike, *, card_name: str, weights_name: str, error: type[Exception],
+                      what: str, hint: str = "") -> tuple[dict, bytes]:
+    """Read and check a folder written by :func:`write_model_folder`: ``(card, weights)``.
+
+    Raises ``error`` naming the files found when the folder is incomplete, and when the weights
+    do not match the checksum in the card (a damaged or swapped file).
+    """
+    path = Path(path)
+    if not (path / card_name).is_file() or not (path / weights_name).is_file():
+        have = sorted(p.name for p in path.iterdir()) if path.is_dir() else "nothing (no such folder)"
+        raise error(f"{path} is not {what}: it needs {card_name} and {weights_name}, found {have}.{hint}")
+    try:
+        card = json.loads((path / card_name).read_text())
+    except json.JSONDecodeError as err:
+        raise error(f"{path / card_name} is not valid JSON ({err}): the folder is damaged. Retrain or restore it.") from err
+    blob = (path / weights_name).read_bytes()
+    if card.get("weights_sha256") and hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
+        raise error(f"{path / weights_name} does not match the checksum in {card_name}: the file is damaged. "
+                    "Retrain or restore it.")
+    return card, blob
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

@@ -34,6 +34,12 @@ class GppDatasetAccessor:
 
         return estimate(self._obj, model, **kwargs)
 
+    def estimate_annual(self, model, **kwargs) -> xr.Dataset:
+        """Annual forest GPP/NEE maps with the gap-tolerant CNN, lazy; see :func:`unique_xr.models.cnn.cube.estimate_annual`."""
+        from unique_xr.models.cnn.cube import estimate_annual
+
+        return estimate_annual(self._obj, model, **kwargs)
+
     def downscale(self, model, *, variable: str = "gpp", **kwargs) -> xr.Dataset:
         """Diffusion-downscale ``variable`` to the fine grid, tiled and lazy; see :func:`unique_xr.downscale.api.downscale`."""
         from unique_xr.downscale.api import downscale

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unique_xr._files import write_atomic
+from unique_xr._files import read_model_folder, write_atomic, write_model_folder
 from unique_xr._optional import import_optional
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation
 from unique_xr.downscale.config import SCHEMES, DownscaleConfig
@@ -149,28 +149,18 @@ class Downscaler:
 
     def save(self, out: str | Path) -> Path:
         """Write ``weights.pt`` and ``card.json`` into ``out`` (atomically per file)."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        weights = self.weights_bytes()
-        write_atomic(out / WEIGHTS, weights)
-        card = {**self.card, **self.describe(), "parameters": count_parameters(self.net),
-                "torch": torch.__version__, "weights_sha256": hashlib.sha256(weights).hexdigest()}
-        write_atomic(out / CARD, json.dumps(card, indent=2).encode())
-        self.card = card
+        card = {**self.card, **self.describe(), "parameters": count_parameters(self.net), "torch": torch.__version__}
+        out = write_model_folder(out, card=card, card_name=CARD, weights=self.weights_bytes(), weights_name=WEIGHTS)
+        self.card = json.loads((out / CARD).read_text())
         return out
 
 
 def load_downscaler(path: str | Path, *, device: str = "cpu") -> Downscaler:
     """Read a model folder written by :func:`unique_xr.downscale.fit` (or ``unique-xr downscale fit``)."""
     path = Path(path)
-    if not (path / CARD).is_file() or not (path / WEIGHTS).is_file():
-        have = sorted(p.name for p in path.iterdir()) if path.is_dir() else "nothing (no such folder)"
-        hint = " Training did not finish; run fit again with resume to complete it." if (path / CHECKPOINT).exists() else ""
-        raise ModelFolderError(f"{path} is not a downscaling model folder: it needs {CARD} and {WEIGHTS}, found {have}.{hint}")
-    card = json.loads((path / CARD).read_text())
-    blob = (path / WEIGHTS).read_bytes()
-    if card.get("weights_sha256") and hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
-        raise ModelFolderError(f"{path / WEIGHTS} does not match the checksum in {CARD}: the file is damaged. Refit or restore it.")
+    hint = " Training did not finish; run fit again with resume to complete it." if (path / CHECKPOINT).exists() else ""
+    card, blob = read_model_folder(path, card_name=CARD, weights_name=WEIGHTS, error=ModelFolderError,
+                                   what="a downscaling model folder", hint=hint)
     model = Downscaler.from_weights(card, blob)
     model.card = card
     return model.to(device)

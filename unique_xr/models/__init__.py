@@ -12,8 +12,7 @@ Heavy dependencies (lightgbm) are imported by the functions that need them.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from unique_xr._lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "train": "unique_xr.models.lgbm",
@@ -40,14 +39,4 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'unique_xr.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

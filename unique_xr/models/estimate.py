@@ -378,7 +378,7 @@ def _blockwise(sub: xr.Dataset, plan: BlockPlan, handle: ModelHandle, time_ns: n
                  da.from_array(sub["x"].values, chunks=(xchunks,)), "x"]
     return da.blockwise(
         predict_block, "ctyx", *args, plan=plan, new_axes={"c": 2}, dtype="float32",
-        meta=np.empty((0, 0, 0, 0), dtype="float32"), name=f"gpp-estimate-{plan.recipe.kind}",
+        meta=np.empty((0, 0, 0, 0), dtype="float32"), token=f"gpp-estimate-{plan.recipe.kind}",
     )
 
 

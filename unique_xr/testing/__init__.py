@@ -17,6 +17,7 @@ from importlib import import_module
 from typing import Any
 
 __all__ = [
+    "synthetic_forest_cube",
     "raise_if_dask_computes",
     "CountingScheduler",
     "SyntheticRegionSpec",
@@ -33,6 +34,7 @@ _LAZY = {
     "SyntheticRegion": "unique_xr.testing.synthetic",
     "make_region": "unique_xr.testing.synthetic",
     "synthetic_inputs": "unique_xr.testing.cube",
+    "synthetic_forest_cube": "unique_xr.testing.forest",
     "serve_stac": "unique_xr.testing.stac_server",
     "recorded_items": "unique_xr.testing.recorded",
     "localize_items": "unique_xr.testing.recorded",
