@@ -44,3 +44,9 @@ def quick_model(pairs, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     model = fit(coarse, fine, aux=[lc], scheme="s2", config=DownscaleConfig.preset("quick", train_steps=20), out=out)
     return model, out
+
+
+@pytest.fixture(scope="session")
+def held_out_pair():
+    """One more pair of the same kind, with other noise: a date the quick model never saw."""
+    return paired_images(n=1, seed=7)

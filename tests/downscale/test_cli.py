@@ -359,6 +359,36 @@ def test_predict_s2_members_write_mean_spread_and_interval(s2_model, ndvi, tmp_p
 
 
 @needs_torch
+def test_calibrate_then_predict_uses_the_calibrated_interval(s1_model, ndvi, tmp_path):
+    """calibrate on a date the model never saw (344), then predict it: the interval is mean +- scale x spread."""
+    import shutil
+
+    model = tmp_path / "s1"
+    shutil.copytree(s1_model, model)
+    before = json.loads((model / "card.json").read_text())
+    assert "interval" not in before
+    result = _ok(_run("calibrate", "--model", model, "--coarse", ndvi["coarse344"], "--fine", ndvi["fine344"],
+                      "--members", "3", "--steps", "2"))
+    assert "x spread" in result.stdout and "uncalibrated interval covered" in result.stdout
+    card = json.loads((model / "card.json").read_text())
+    interval = card["interval"]
+    assert interval["members"] == 3 and interval["steps"] == 2 and interval["pairs"] == 1 and interval["scale"] > 0
+    out = tmp_path / "p.tif"
+    _ok(_run("predict", "--model", model, "--coarse", ndvi["coarse344"], "--out", out, "--members", "3",
+             "--steps", "2"))
+    with rasterio.open(out) as pred, rasterio.open(ndvi["fine344"]) as truth_src:
+        mean, spread, lower, upper = pred.read()
+        truth = truth_src.read(1, masked=True).astype(np.float64).filled(np.nan) * truth_src.scales[0]
+    ok = np.isfinite(mean) & np.isfinite(truth)
+    np.testing.assert_allclose((upper - mean)[ok], interval["scale"] * spread[ok], rtol=1e-4, atol=1e-6)
+    inside = (truth[ok] >= lower[ok]) & (truth[ok] <= upper[ok])
+    assert inside.mean() >= 0.9  # the same date, members, steps and seed as the calibration
+    bad = _run("calibrate", "--model", model, "--coarse", ndvi["coarse344"], ndvi["coarse216"], "--fine",
+               ndvi["fine344"])
+    assert bad.exit_code == 1 and "coarse i with fine i" in bad.output
+
+
+@needs_torch
 def test_same_grid_pair_in_lonlat(yanco, tmp_path):
     model = tmp_path / "lst"
     _ok(_run("fit", "--coarse", yanco["coarse0205"], "--fine", yanco["fine0205"], "--scheme", "s1", "--out", model,

@@ -65,3 +65,18 @@ def test_quick_run_with_the_diffusion_model(dp, shared_data, tmp_path):
         assert result["timings"][label]["fit_s"] > 0
     assert (tmp_path / "models" / "ndvi_s2").is_dir()
     assert (tmp_path / "figures" / "downscale_ndvi.png").exists()
+
+
+def test_quick_run_with_a_calibrated_interval(dp, shared_data, tmp_path):
+    """--calibrate: a model fitted without the last training date sets the scale; means are unchanged."""
+    pytest.importorskip("torch")
+    record = dp.main(["--quick", "--sets", "ndvi", "--schemes", "s1", "--calibrate", "--data", str(shared_data / "pairs"),
+                      *_outputs(tmp_path)])
+    result = record["sets"]["ndvi"]
+    info = result["calibrations"]["diffusion S1"]
+    assert info["calibration_date"] == "216" and info["fitted_on"] == ["104", "191", "200"]
+    assert info["scale"] > 0 and info["pixels"] > 0
+    plain, calibrated = (result["scores"]["239"]["methods"][k] for k in ("diffusion S1", "diffusion S1, calibrated interval"))
+    assert calibrated["rmse"] == plain["rmse"] and calibrated["mean_spread"] == plain["mean_spread"]
+    assert 0 < calibrated["coverage90"] <= 1
+    assert (tmp_path / "models" / "ndvi_s1_calib" / "weights.pt").exists()

@@ -39,6 +39,20 @@ def _t95(dof: int) -> float:
     return _T95[best] if dof <= 60 else 1.645
 
 
+def interval_half_width(spread: np.ndarray, members: int, interval: dict[str, Any] | None = None) -> np.ndarray:
+    """Half-width of the 90 % interval of one new member from the ensemble ``spread``.
+
+    Uncalibrated: ``t(0.95, N - 1) * spread * sqrt(1 + 1/N)`` (members exchangeable with the truth).
+    Calibrated (``interval`` of :func:`unique_xr.downscale.calibration.calibrate`): ``scale * spread``.
+
+    >>> float(interval_half_width(np.array(1.0), 8, {"scale": 2.5}))
+    2.5
+    """
+    if interval is not None:
+        return float(interval["scale"]) * spread
+    return _t95(members - 1) * spread * math.sqrt(1 + 1 / members)
+
+
 def _as_list(items) -> list[xr.DataArray]:
     if items is None:
         return []
@@ -280,7 +294,7 @@ def predict_block(
     if members == 1:
         return mean[None].astype(np.float32)
     spread = fields.std(axis=0, ddof=1)
-    half = _t95(members - 1) * spread * math.sqrt(1 + 1 / members)
+    half = interval_half_width(spread, members, model.interval)
     return np.stack([mean, spread, mean - half, mean + half]).astype(np.float32)
 
 
@@ -525,6 +539,11 @@ def _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model) -> xr
     out = xr.Dataset({n: (dims, data[i]) for i, n in enumerate(names)}, coords=coords)
     for n in names:
         out[n].attrs = {"long_name": descriptions[n], **({"units": units} if units else {})}
+    if members > 1:
+        how = (f"mean +- {model.interval['scale']:.3f} x spread (calibrated on held-out pairs)" if model.interval
+               else "mean +- t(0.95, members - 1) x spread x sqrt(1 + 1/members)")
+        for n in (f"{name}_lower", f"{name}_upper"):
+            out[n].attrs["interval"] = how
     for extra in ("spatial_ref",):
         src = aux[0] if aux else coarse
         if extra in src.coords:

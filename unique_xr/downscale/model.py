@@ -70,6 +70,9 @@ class Downscaler:
     scheme: str
     net: Any
     card: dict[str, Any] = field(default_factory=dict)
+    #: Calibration of the ensemble interval (:func:`unique_xr.downscale.calibration.calibrate`): ``scale``
+    #: multiplies the spread to give the interval's half-width; None keeps the Student-t interval.
+    interval: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
@@ -93,6 +96,7 @@ class Downscaler:
                         describe["scheme"])
         model.net.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
         model.net.eval()
+        model.interval = describe.get("interval")
         return model
 
     def weights_bytes(self) -> bytes:
@@ -121,7 +125,10 @@ class Downscaler:
         return h.hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
-        return {"scheme": self.scheme, "config": self.config.to_dict(), "normalisation": self.norm.to_dict()}
+        out = {"scheme": self.scheme, "config": self.config.to_dict(), "normalisation": self.norm.to_dict()}
+        if self.interval is not None:  # only then: an uncalibrated model keeps its token
+            out["interval"] = dict(self.interval)
+        return out
 
     def sampler_fn(self, *, steps: int | None = None, sampler: str | None = None, device: str = "cpu",
                    precision: str = "auto"):
