@@ -13,7 +13,7 @@ from typing import Any
 
 from unique_xr.downscale.config import DownscaleConfig
 
-__all__ = ["DownscaleConfig", "fit", "downscale", "load_downscaler"]
+__all__ = ["DownscaleConfig", "calibrate", "fit", "downscale", "load_downscaler"]
 
 
 def fit(*args: Any, **kwargs: Any):
@@ -35,3 +35,10 @@ def load_downscaler(*args: Any, **kwargs: Any):
     from unique_xr.downscale.model import load_downscaler as _load
 
     return _load(*args, **kwargs)
+
+
+def calibrate(*args: Any, **kwargs: Any):
+    """Calibrate the ensemble interval on held-out pairs; see :func:`unique_xr.downscale.calibration.calibrate`."""
+    from unique_xr.downscale.calibration import calibrate as _calibrate
+
+    return _calibrate(*args, **kwargs)
