@@ -11,10 +11,10 @@ xarray objects.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from unique_xr import accessor as _accessor  # noqa: F401  (registers ds.gpp / da.gpp)
+from unique_xr._lazy import lazy_attributes
 from unique_xr.errors import UniqueXrError
 from unique_xr.grid import GridSpec
 
@@ -39,13 +39,8 @@ _LAZY: dict[str, str] = {
 __all__ = ["GridSpec", "UniqueXrError", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = import_module(_LAZY[name])
-        value = module if name in ("indices", "search", "load", "towers", "models") else getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'unique_xr' has no attribute {name!r}")
+# subpackages resolve to the module itself, everything else to the attribute of its module
+__getattr__ = lazy_attributes(__name__, _LAZY, modules=frozenset({"indices", "search", "load", "towers", "models"}))[0]
 
 
 def __dir__() -> list[str]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from importlib import import_module
-from typing import Any
+
+from unique_xr._lazy import lazy_attributes
 
 __all__ = [
     "synthetic_forest_cube",
@@ -41,10 +41,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'unique_xr.testing' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)[0]
 
 
 class CountingScheduler:
