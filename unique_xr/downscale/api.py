@@ -9,7 +9,6 @@ the chunking. The model is one key of the graph and is loaded once per worker pr
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from unique_xr._threads import torch_threads
 from unique_xr.downscale.conditioning import (
     DownscaleInputError,
     Normalisation,
@@ -281,7 +281,7 @@ def predict_block(
     aux_w = [np.asarray(a)[np.ix_(rows - aux_origin[0], cols - aux_origin[1])] for a in aux]
     cond = model.norm.conditioning(up, aux_w)
     sample = model.sampler_fn(steps=steps, sampler=sampler, device=device, precision=precision)
-    with _torch_threads(threads):
+    with torch_threads(threads):
         residual = predict_region(sample, cond, (wy0, wx0), box, plan, members=members, seed=seed,
                                   batch_size=batch_size)
     up_box = up[y0 - wy0: y1 - wy0, x0 - wx0: x1 - wx0]
@@ -296,22 +296,6 @@ def predict_block(
     spread = fields.std(axis=0, ddof=1)
     half = interval_half_width(spread, members, model.interval)
     return np.stack([mean, spread, mean - half, mean + half]).astype(np.float32)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """torch's intra-op threads set to ``n`` while a block runs (Dask already runs blocks in parallel)."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _windows(plan: TilePlan, box, factor: int, coarse_shape):

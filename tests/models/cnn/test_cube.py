@@ -270,6 +270,41 @@ def test_model_is_one_graph_key_that_every_block_depends_on(monthly, tiny_model,
     assert len(pickled) == 1  # the model travels in its own key, not inside the four block tasks
 
 
+def test_model_pickles_without_built_networks(monthly, tiny_model):
+    fresh = pickle.loads(pickle.dumps(tiny_model))
+    size = len(pickle.dumps(fresh))
+    fresh.networks()  # built, as after a first prediction
+    assert len(pickle.dumps(fresh)) == size
+    maps = to_feature_maps(feature_maps_from_cube(monthly[0].isel(y=[0], x=[0, 1]), tiny_model.spec), tiny_model.spec)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fresh)).predict(maps), tiny_model.predict(maps))
+
+
+def test_lazy_blocks_use_one_torch_thread_and_restore_the_setting(monthly, tiny_model, monkeypatch):
+    import torch
+
+    from unique_xr.models.cnn.net import AnnualNet
+
+    seen, real = [], AnnualNet.forward
+
+    def spy(self, x):  # the thread count the network runs with
+        seen.append(torch.get_num_threads())
+        return real(self, x)
+
+    monkeypatch.setattr(AnnualNet, "forward", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lazy = estimate_annual(monthly[0].chunk(CHUNKS), tiny_model).compute(scheduler="threads", num_workers=2)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        eager = estimate_annual(monthly[0], tiny_model, threads=2)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+    _assert_same(lazy, eager)
+
+
 def test_land_cover_codes_model_folder_and_options(monthly, tiny_model, tmp_path):
     ds = monthly[0]
     as_codes = ds.assign(igbp=(("y", "x"), CODES[ds["igbp"].values - 1].astype(object)))

@@ -28,9 +28,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,7 +54,6 @@ __all__ = ["CnnHandle", "estimate_annual", "feature_maps_from_cube", "forest_typ
 MAX_BLOCK_CELLS = 2**23
 #: Pixel-years encoded at once inside a block (about 4 KB each for 8-day maps).
 BATCH_MAPS = 8192
-_NETS_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,10 +149,11 @@ class _AnnualPlan:
     n_years: int
     forests_only: bool
     batch_maps: int = BATCH_MAPS
+    threads: int | None = None
 
     def __dask_tokenize__(self):
         return ("unique_xr.cnn._AnnualPlan", json.dumps(self.spec.to_dict(), sort_keys=True), self.n_years,
-                self.forests_only, self.batch_maps)
+                self.forests_only, self.batch_maps, self.threads)
 
 
 def _block_estimate(handle: CnnHandle, group: np.ndarray, land_cover: np.ndarray | None, *arrays: np.ndarray,
@@ -179,7 +178,7 @@ def _block_estimate(handle: CnnHandle, group: np.ndarray, land_cover: np.ndarray
         years, pixels = np.nonzero(use)
         if len(years):
             fm = FeatureMaps(spec, maps[years, pixels], _one_hot(kind[sl][pixels], len(spec.forest_types)))
-            pred = handle.predict(fm)
+            pred = handle.predict(fm, threads=plan.threads)
             out[0, years, start + pixels] = pred[:, 0]
             out[1, years, start + pixels] = pred[:, 1]
     return out.reshape(3, n_years, ny, nx)
@@ -188,8 +187,8 @@ def _block_estimate(handle: CnnHandle, group: np.ndarray, land_cover: np.ndarray
 class CnnHandle:
     """A trained :class:`~unique_xr.models.cnn.model.AnnualCNN` as one Dask graph key.
 
-    Pickled without its built networks (they are rebuilt once per process from the weights) and
-    tokenized by :attr:`AnnualCNN.token <unique_xr.models.cnn.model.AnnualCNN.token>`, so every
+    The model pickles without its built networks (they are rebuilt once per process from the
+    weights), and the handle is tokenized by :attr:`AnnualCNN.token <unique_xr.models.cnn.model.AnnualCNN.token>`, so every
     block depends on the same key and a worker receives the model once.
     """
 
@@ -197,20 +196,15 @@ class CnnHandle:
         self.model = model
         self.token = model.token
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"model": replace(self.model, _nets=[]), "token": self.token}
-
     def __dask_tokenize__(self):
         return ("unique_xr.CnnHandle", self.token)
 
     def __repr__(self) -> str:
         return f"CnnHandle(token={self.token!r})"
 
-    def predict(self, maps: FeatureMaps) -> np.ndarray:
-        """``(gpp, nee)`` per map; the networks are built once even when Dask threads call at once."""
-        with _NETS_LOCK:
-            self.model.networks()
-        return self.model.predict(maps)
+    def predict(self, maps: FeatureMaps, *, threads: int | None = None) -> np.ndarray:
+        """``(gpp, nee)`` per map with ``threads`` torch threads; the networks are built once per process."""
+        return self.model.predict(maps, threads=threads)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +379,7 @@ def to_feature_maps(maps: xr.DataArray, spec: MapSpec) -> FeatureMaps:
 
 
 def estimate_annual(ds: xr.Dataset, model: Any, *, land_cover: str | None = "igbp", forests_only: bool = True,
-                    chunks: dict[str, int] | None = None) -> xr.Dataset:
+                    chunks: dict[str, int] | None = None, threads: int | None = None) -> xr.Dataset:
     """Annual GPP and NEE maps with the gap-tolerant CNN, one task per spatial block on Dask input.
 
     Parameters
@@ -402,6 +396,10 @@ def estimate_annual(ds: xr.Dataset, model: Any, *, land_cover: str | None = "igb
         NaN on pixels whose land cover is none of the model's forest types.
     chunks
         Spatial chunks of the blocks, as in :func:`feature_maps_from_cube`.
+    threads
+        torch CPU threads per block. Default: 1 on Dask input, where blocks already run in
+        parallel (one thread per block keeps a worker's cores from being oversubscribed), and
+        the model's ``config.threads`` (else torch's setting) on in-memory input.
 
     Returns
     -------
@@ -432,9 +430,12 @@ def estimate_annual(ds: xr.Dataset, model: Any, *, land_cover: str | None = "igb
     _check_cube(ds, spec, land_cover, "estimate_annual")
     years, group = _time_groups(ds, spec)
     names = list(spec.variables)
-    plan = _AnnualPlan(spec=spec, n_years=len(years), forests_only=forests_only)
+    lazy = any(ds[n].chunks is not None for n in [*names, *([land_cover] if land_cover else [])])
+    if threads is None and lazy:
+        threads = 1
+    plan = _AnnualPlan(spec=spec, n_years=len(years), forests_only=forests_only, threads=threads)
     handle = CnnHandle(model)
-    if any(ds[n].chunks is not None for n in [*names, *([land_cover] if land_cover else [])]):
+    if lazy:
         import dask
         import dask.array as da
 

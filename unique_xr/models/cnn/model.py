@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ import pandas as pd
 
 from unique_xr._files import read_model_folder, write_model_folder
 from unique_xr._optional import import_optional
+from unique_xr._threads import torch_threads
 from unique_xr.errors import NotFittedError, SpecError, UniqueXrError
 from unique_xr.models.card import library_versions
 from unique_xr.models.cnn.featuremap import FeatureMaps, MapSpec
@@ -51,6 +53,8 @@ __all__ = ["CARD", "WEIGHTS", "AnnualCNN", "CnnConfig", "CnnFolderError", "fit_c
 CARD = "card.json"
 WEIGHTS = "weights.pt"
 KIND = "annual_cnn"
+#: Guards building the networks of a model shared by threads (one lock for the process: a lock does not pickle).
+_BUILD_LOCK = threading.Lock()
 TARGETS = ("gpp", "nee")
 
 
@@ -171,32 +175,49 @@ class AnnualCNN:
     # --- prediction ---------------------------------------------------------------------------
 
     def networks(self) -> list:
-        """The ensemble's torch modules, built once from the stored weights (eval mode, CPU)."""
-        if not self._nets:
-            if not self.states:
-                raise NotFittedError("This AnnualCNN holds no weights; train it with fit_cnn or load it with load_cnn.")
-            from unique_xr.models.cnn.net import AnnualNet
+        """The ensemble's torch modules, built once from the stored weights (eval mode, CPU).
 
-            for state in self.states:
-                net = AnnualNet(len(self.spec.columns), **self.config.net_kwargs())
-                net.load_state_dict(state)
-                self._nets.append(net.eval())
+        Safe to call from several threads at once (Dask's threaded workers): one builds, the
+        others wait and share the result.
+        """
+        with _BUILD_LOCK:
+            if not self._nets:
+                if not self.states:
+                    raise NotFittedError(
+                        "This AnnualCNN holds no weights; train it with fit_cnn or load it with load_cnn.")
+                from unique_xr.models.cnn.net import AnnualNet
+
+                nets = []
+                for state in self.states:
+                    net = AnnualNet(len(self.spec.columns), **self.config.net_kwargs())
+                    net.load_state_dict(state)
+                    nets.append(net.eval())
+                self._nets.extend(nets)
         return self._nets
 
-    def predict_encoded(self, x: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
-        """Annual ``(gpp, nee)`` in g C m-2 yr-1 for encoded maps ``(n, 2, steps, columns)``: ``(n, 2)`` float64."""
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the built networks: the weights travel once, a process rebuilds them."""
+        return {**self.__dict__, "_nets": []}
+
+    def predict_encoded(self, x: np.ndarray, *, batch_size: int = 4096, threads: int | None = None) -> np.ndarray:
+        """Annual ``(gpp, nee)`` in g C m-2 yr-1 for encoded maps ``(n, 2, steps, columns)``: ``(n, 2)`` float64.
+
+        ``threads``: torch CPU threads for this call (default ``config.threads``; None there too
+        leaves torch's setting).
+        """
         torch = _torch()
         nets = self.networks()
         out = np.zeros((x.shape[0], 2))
-        with torch.no_grad(), _threads(self.config.threads):
+        with torch.no_grad(), torch_threads(threads or self.config.threads):
             for start in range(0, x.shape[0], batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size]))
                 out[start:start + batch_size] = np.mean([net(xb).double().numpy() for net in nets], axis=0)
         return out * self.target_std + self.target_mean
 
-    def predict(self, maps: FeatureMaps, observed: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, maps: FeatureMaps, observed: np.ndarray | None = None, *,
+                threads: int | None = None) -> np.ndarray:
         """Annual ``(gpp, nee)`` in g C m-2 yr-1, shape ``(n, 2)``; finite for any pattern of missing cells."""
-        return self.predict_encoded(self.encode(maps, observed))
+        return self.predict_encoded(self.encode(maps, observed), threads=threads)
 
     def predict_frame(self, maps: FeatureMaps) -> pd.DataFrame:
         """``site, year, gpp, nee`` (g C m-2 yr-1), one row per map, in the maps' order."""
@@ -239,23 +260,6 @@ def _check_spec(got: MapSpec, want: MapSpec) -> None:
             f"The feature maps were built with {got.to_dict()}, the model needs {want.to_dict()}. "
             "Build them with the model's spec: feature_maps_from_table(table, model.spec)."
         )
-
-
-class _threads:
-    """Temporarily set torch's CPU thread count (None leaves it)."""
-
-    def __init__(self, n: int | None) -> None:
-        self.n, self.before = n, None
-
-    def __enter__(self):
-        if self.n:
-            torch = _torch()
-            self.before = torch.get_num_threads()
-            torch.set_num_threads(int(self.n))
-
-    def __exit__(self, *exc):
-        if self.before:
-            _torch().set_num_threads(self.before)
 
 
 def _standardisation(maps: FeatureMaps) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +322,7 @@ def fit_cnn(maps: FeatureMaps, targets: np.ndarray, config: CnnConfig | None = N
     n = len(maps)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = config.epochs * steps_per_epoch
-    with _threads(config.threads):
+    with torch_threads(config.threads):
         for member in range(config.members):
             seed = config.seed * 1000 + member
             rng = np.random.default_rng(seed)
