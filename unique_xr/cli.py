@@ -250,6 +250,11 @@ def downscale_fit(
              "values become one channel per class)."),
     scheme: Literal["s1", "s2"] = typer.Option(..., help="s1: coarse only; s2: coarse + auxiliaries."),
     out: Path = typer.Option(..., help="Model folder to write (weights.pt, card.json, checkpoint.pt)."),
+    texture: bool = typer.Option(
+        False, "--texture",
+        help="Scheme s2: also condition on the texture of the fine files (their mean sub-coarse anomaly; "
+             "leave-one-out while fitting), written to MODEL_DIR/texture.tif and used by predict and calibrate "
+             "without an --aux entry. Needs coarse files on a grid nested in the fine one."),
     preset: Literal["quick", "cpu", "large"] = typer.Option(
         "cpu", help="Model size and schedule: quick (tests), cpu, large (GPU)."),
     steps: Optional[int] = typer.Option(None, help="Training steps (overrides the preset's)."),
@@ -270,7 +275,7 @@ def downscale_fit(
     try:
         model = _fit_from_files(coarse, fine, aux or [], scheme=scheme, out=out, preset=preset, steps=steps,
                                 device=device, precision=precision, resume=resume, seed=seed, band=band,
-                                progress=progress)
+                                progress=progress, texture=texture)
     except (UniqueXrError, ValueError) as err:
         _fail(err)
     card = model.card
@@ -290,14 +295,17 @@ def _read_band(path, band):
 
 
 def _fit_from_files(coarse, fine, aux, *, scheme, out, preset, steps, device, precision, resume, seed, band,
-                    progress):
+                    progress, texture=False):
     from unique_xr.downscale import DownscaleConfig, fit
     from unique_xr.downscale.conditioning import DownscaleInputError
-    from unique_xr.downscale.io import align_coarse, common_grid, grid_record, read_single_band
+    from unique_xr.downscale.io import align_coarse, common_grid, grid_record, read_single_band, write_prediction
+    from unique_xr.downscale.texture import texture_prior
 
-    if scheme == "s2" and not aux:
+    if texture and scheme != "s2":
+        raise DownscaleInputError("--texture adds an auxiliary layer, so it needs --scheme s2.")
+    if scheme == "s2" and not aux and not texture:
         raise DownscaleInputError("Scheme s2 conditions on auxiliary layers: add --aux DEM.tif LANDCOVER.tif ... "
-                                  "(on the fine grid), or use --scheme s1.")
+                                  "(on the fine grid) or --texture, or use --scheme s1.")
     if scheme == "s1" and aux:
         raise DownscaleInputError(f"Scheme s1 conditions on the coarse field only, but {len(aux)} --aux file(s) were "
                                   "given: drop --aux or use --scheme s2.")
@@ -316,8 +324,52 @@ def _fit_from_files(coarse, fine, aux, *, scheme, out, preset, steps, device, pr
         "band": band, "factors": [k for _, k in aligned], "alignment": [a.attrs["alignment"] for a, _ in aligned],
         "fine_grid": grid_record(grid),
     }
-    return fit([a for a, _ in aligned], fine_da, aux=aux_da, scheme=scheme, config=config, out=out, device=device,
-               precision=precision, resume=resume, progress=progress, card={"inputs": inputs})
+    prior = None
+    if texture:
+        factors = {k for _, k in aligned}
+        if len(factors) != 1 or factors == {1}:
+            raise DownscaleInputError(
+                f"--texture needs coarse files on one grid nested in the fine grid (a whole factor > 1); the coarse "
+                f"files came out at factor(s) {sorted(factors)}. Drop --texture, or give coarse files on their own "
+                "coarser grid.")
+        if len(fine_da) < 2:
+            raise DownscaleInputError("--texture needs at least two pairs: each pair is fitted with the texture of "
+                                      "the others.")
+        (k,) = factors
+        aux_da = [*aux_da, texture_prior(fine_da, k, leave_one_out=True)]
+        prior = texture_prior(fine_da, k)
+        inputs["texture"] = TEXTURE_FILE
+    model = fit([a for a, _ in aligned], fine_da, aux=aux_da, scheme=scheme, config=config, out=out, device=device,
+                precision=precision, resume=resume, progress=progress, card={"inputs": inputs})
+    if prior is not None:
+        write_prediction(prior.to_dataset(), Path(out) / TEXTURE_FILE, grid, tags={"content": prior.attrs["long_name"]})
+    return model
+
+
+#: The texture layer ``fit --texture`` writes into the model folder.
+TEXTURE_FILE = "texture.tif"
+
+
+def _model_aux(model, model_dir, aux_da, what: str):
+    """The user's auxiliaries plus, for a ``fit --texture`` model, the texture layer of its folder."""
+    from unique_xr.downscale.conditioning import DownscaleInputError
+    from unique_xr.downscale.io import read_single_band
+
+    stored = model.card.get("inputs", {}).get("texture")
+    own = len(model.norm.aux) - (1 if stored else 0)
+    if len(aux_da) != own:
+        names = [a.name for a in model.norm.aux][:own]
+        extra = f" (the texture layer is read from {Path(model_dir) / stored})" if stored else ""
+        raise DownscaleInputError(f"The model (scheme {model.scheme}) was trained with {own} auxiliary layer(s) "
+                                  f"{names}{extra}; got {len(aux_da)} {what} file(s). Pass the same layers in the "
+                                  "same order.")
+    if not stored:
+        return aux_da
+    path = Path(model_dir) / stored
+    if not path.exists():
+        raise DownscaleInputError(f"The model was fitted with --texture but {path} is missing: copy the whole model "
+                                  "folder, or fit again.")
+    return [*aux_da, read_single_band(path, name="texture")]
 
 
 @downscale_app.command("predict", cls=_ValuesAfterOneFlag)
@@ -376,18 +428,14 @@ def _predict_from_files(model_dir, coarse, aux, *, out, members, steps, sampler,
         write_prediction,
     )
 
-    if aux and (like is not None or factor is not None):
-        raise DownscaleInputError("With --aux the output grid is the auxiliaries' grid; drop --like/--factor.")
     if like is not None and factor is not None:
         raise DownscaleInputError("--like sets the output grid, --factor derives it from the coarse grid: give one.")
     model = load_downscaler(model_dir)
-    n_aux = len(model.norm.aux)
-    if len(aux) != n_aux:
-        names = [a.name for a in model.norm.aux]
-        raise DownscaleInputError(f"The model (scheme {model.scheme}) was trained with {n_aux} auxiliary layer(s) "
-                                  f"{names}; got {len(aux)} --aux file(s). Pass the same layers in the same order.")
     coarse_da = _read_band(coarse, band)
-    aux_da = [read_single_band(p) for p in aux]
+    aux_da = _model_aux(model, model_dir, [read_single_band(p) for p in aux], "--aux")
+    if aux_da and (like is not None or factor is not None):
+        raise DownscaleInputError("With auxiliaries (--aux, or a model's texture layer) the output grid is theirs; "
+                                  "drop --like/--factor.")
     if aux_da:
         grid = common_grid(aux_da, "--aux")
     elif like is not None:
@@ -436,7 +484,7 @@ def downscale_calibrate(
                                       f"{len(fine)} fine files.")
         fitted = load_downscaler(model)
         fine_da = [_read_band(p, band) for p in fine]
-        aux_da = [read_single_band(p) for p in aux or []]
+        aux_da = _model_aux(fitted, model, [read_single_band(p) for p in aux or []], "--aux")
         grid = common_grid([*fine_da, *aux_da], "--fine and --aux")
         aligned = [align_coarse(_read_band(p, band), grid) for p in coarse]
         factors = {k for _, k in aligned}

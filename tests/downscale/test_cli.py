@@ -389,6 +389,42 @@ def test_calibrate_then_predict_uses_the_calibrated_interval(s1_model, ndvi, tmp
 
 
 @needs_torch
+def test_fit_texture_stores_the_layer_and_predict_uses_it(ndvi, yanco, tmp_path):
+    from unique_xr.downscale.texture import texture_prior
+
+    model = tmp_path / "s2t"
+    fines = [ndvi["fine104"], ndvi["fine200"], ndvi["fine216"]]
+    _ok(_run("fit", "--coarse", ndvi["coarse104"], ndvi["coarse200"], ndvi["coarse216"], "--fine", *fines,
+             "--aux", ndvi["landcover"], "--texture", "--scheme", "s2", "--out", model, *QUICK))
+    card = json.loads((model / "card.json").read_text())
+    assert card["inputs"]["texture"] == "texture.tif"
+    assert [a["name"] for a in card["normalisation"]["aux"]] == ["landcover", "texture"]
+    stored = read_single_band(model / "texture.tif")
+    assert grid_of(stored) == grid_of(read_single_band(ndvi["landcover"]))
+    expected = texture_prior([read_single_band(f) for f in fines], K)
+    np.testing.assert_allclose(stored.values, expected.values, rtol=1e-6, equal_nan=True)
+    out = tmp_path / "p.tif"
+    _ok(_run("predict", "--model", model, "--coarse", ndvi["coarse344"], "--aux", ndvi["landcover"], "--out", out,
+             "--steps", "2"))
+    with rasterio.open(out) as pred:
+        assert pred.shape == (ROWS, COLS) and np.isfinite(pred.read(1)).mean() > 0.9
+    missing = _run("predict", "--model", model, "--coarse", ndvi["coarse344"], "--out", tmp_path / "q.tif")
+    assert missing.exit_code == 1 and "['landcover']" in missing.stderr and "texture.tif" in missing.stderr
+    (model / "texture.tif").unlink()
+    gone = _run("predict", "--model", model, "--coarse", ndvi["coarse344"], "--aux", ndvi["landcover"],
+                "--out", tmp_path / "q.tif")
+    assert gone.exit_code == 1 and "is missing" in gone.stderr and not (tmp_path / "q.tif").exists()
+    for args, message in (
+            (["--coarse", ndvi["coarse104"], ndvi["coarse200"], "--fine", *fines[:2], "--scheme", "s1"], "--scheme s2"),
+            (["--coarse", yanco["coarse0205"], yanco["coarse0308"], "--fine", yanco["fine0205"], yanco["fine0308"],
+              "--scheme", "s2"], "nested"),
+            (["--coarse", ndvi["coarse104"], "--fine", fines[0], "--scheme", "s2"], "at least two pairs")):
+        result = _run("fit", *args, "--texture", "--out", tmp_path / "bad", *QUICK)
+        assert result.exit_code == 1 and message in result.stderr, (args, result.stderr)
+        assert not (tmp_path / "bad").exists()
+
+
+@needs_torch
 def test_same_grid_pair_in_lonlat(yanco, tmp_path):
     model = tmp_path / "lst"
     _ok(_run("fit", "--coarse", yanco["coarse0205"], "--fine", yanco["fine0205"], "--scheme", "s1", "--out", model,

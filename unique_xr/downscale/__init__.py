@@ -3,7 +3,8 @@
 The torch model (:mod:`~unique_xr.downscale.net`, :mod:`~unique_xr.downscale.diffusion`,
 :mod:`~unique_xr.downscale.model`) knows nothing of xarray; :mod:`~unique_xr.downscale.api`
 cuts training patches with xbatcher and predicts tiled, blended and lazily per chunk;
-:mod:`~unique_xr.downscale.tiling` and :mod:`~unique_xr.downscale.conditioning` are numpy only.
+:mod:`~unique_xr.downscale.tiling`, :mod:`~unique_xr.downscale.conditioning` and
+:mod:`~unique_xr.downscale.texture` are numpy only.
 torch is imported when a function that needs it is called (extra ``torch``).
 """
 
@@ -12,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from unique_xr.downscale.config import DownscaleConfig
+from unique_xr.downscale.texture import texture_prior
 
-__all__ = ["DownscaleConfig", "calibrate", "fit", "downscale", "load_downscaler"]
+__all__ = ["DownscaleConfig", "calibrate", "downscale", "fit", "load_downscaler", "texture_prior"]
 
 
 def fit(*args: Any, **kwargs: Any):
@@ -42,3 +44,4 @@ def calibrate(*args: Any, **kwargs: Any):
     from unique_xr.downscale.calibration import calibrate as _calibrate
 
     return _calibrate(*args, **kwargs)
+

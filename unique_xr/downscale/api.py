@@ -69,6 +69,19 @@ def _values(da: xr.DataArray) -> np.ndarray:
     return np.asarray(da.transpose("y", "x").values, dtype=np.float64)
 
 
+def _aux_values(da: xr.DataArray, n_pairs: int) -> np.ndarray:
+    """A static ``(y, x)`` layer, or ``(pair, y, x)`` with one layer per training pair."""
+    extra = [d for d in da.dims if d not in ("y", "x")]
+    if not extra:
+        return _values(da)
+    if len(extra) == 1 and da.sizes[extra[0]] == n_pairs and {"y", "x"} <= set(da.dims):
+        return np.asarray(da.transpose(extra[0], "y", "x").values, dtype=np.float64)
+    raise DownscaleInputError(
+        f"Auxiliary {da.name!r} has dims {dict(da.sizes)}: an auxiliary is a (y, x) layer, or one layer per "
+        f"training pair with a leading dimension of length {n_pairs} (e.g. a leave-one-out texture_prior)."
+    )
+
+
 def infer_factor(coarse_shape: tuple[int, int], fine_shape: tuple[int, int], factor: int | None = None) -> int:
     """1 when the coarse image is already on the fine grid, else the whole nesting factor."""
     if factor is not None:
@@ -149,7 +162,10 @@ def fit(
         nearest valid pixel for conditioning and flagged in a mask channel.
     aux
         Scheme S2 only: static layers on the fine grid, e.g. a DEM and a land-cover map (integer
-        rasters with few values become one channel per class; ``aux_kinds`` overrides).
+        rasters with few values become one channel per class; ``aux_kinds`` overrides). A layer
+        may instead hold one image per training pair (a leading dimension of the pairs' length),
+        as :func:`~unique_xr.downscale.texture.texture_prior` with ``leave_one_out=True`` gives;
+        prediction then takes the one static layer of the same name.
     scheme
         ``"s1"`` (coarse only) or ``"s2"`` (coarse + auxiliaries).
     config
@@ -186,14 +202,15 @@ def fit(
     coarse_np = [_values(c) for c in coarse]
     k = infer_factor(coarse_np[0].shape, shape, factor)
     coarse_up = [coarse_on_fine(c, infer_factor(c.shape, shape, factor)) for c in coarse_np]
-    aux_np = [_values(a) for a in aux]
+    aux_np = [_aux_values(a, len(fine)) for a in aux]
     for a, arr in zip(aux, aux_np):
-        if arr.shape != shape:
+        if arr.shape[-2:] != shape:
             raise DownscaleInputError(f"Auxiliary {a.name!r} is {arr.shape}, the fine grid {shape}: put it on the fine grid.")
     names = [str(a.name) if a.name is not None else f"aux{i}" for i, a in enumerate(aux)]
     norm = Normalisation.fit(coarse_up, fine_np, aux_np, aux_names=names, aux_kinds=list(aux_kinds) if aux_kinds else None)
-    stack = np.stack([np.concatenate([norm.residual(f, c)[None], norm.conditioning(c, aux_np)])
-                      for f, c in zip(fine_np, coarse_up)])
+    stack = np.stack([np.concatenate([norm.residual(f, c)[None],
+                                      norm.conditioning(c, [a[i] if a.ndim == 3 else a for a in aux_np])])
+                      for i, (f, c) in enumerate(zip(fine_np, coarse_up))])
     patches = training_patches(stack, config.patch, min_valid=config.min_valid)
     model = Downscaler.new(config, norm, scheme)
     model.card.update({
