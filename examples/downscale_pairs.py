@@ -11,12 +11,19 @@ clear (the same pixels for every method):
 - ``per-class``: the same with one ``(a, b)`` per land-cover class (sets with a class map);
 - ``diffusion S1``: the diffusion model conditioned on the coarse field only;
 - ``diffusion S2``: conditioned on the coarse field and the land-cover fractions (sets with one).
+- ``bicubic + texture`` (sets with a nested coarse grid): bicubic plus the mean sub-coarse anomaly
+  of the training fine images (:func:`unique_xr.downscale.texture.texture_prior`), nothing learned;
+- with ``--schemes ... s2t``, ``diffusion S2 + texture``: S2 also conditioned on that texture layer
+  (leave-one-out while fitting). The held-out dates' fine images never enter the layer.
 - with ``--calibrate``, ``diffusion S1/S2, calibrated interval``: the same ensemble mean and spread
   with the 90 % interval calibrated on the last training date (:mod:`unique_xr.downscale.calibration`)
   by a second model fitted on the other training dates, so that date is held out for it.
 
 Scores: RMSE, bias, Pearson r, SSIM (:mod:`unique_xr.downscale.metrics`) and, for the diffusion
-ensembles, the share of truth pixels inside the 90 % member interval. The numbers go to
+ensembles, the share of truth pixels inside the 90 % member interval. For sets with a nested
+coarse grid, :func:`coarse_input_diagnostics` also measures how much of the error is already in
+the coarse image (a perfect coarse input, smoothing, misregistration, the date's own offset) and
+how much of the sub-coarse detail the land cover and the texture explain. The numbers go to
 ``benchmarks/results/downscale_pairs.json`` and a markdown table on stdout; the maps (coarse,
 truth, prediction, error, spread) to ``docs/figures/downscale_<set>.png``.
 
@@ -344,7 +351,12 @@ class Prediction:
 
 
 def baseline_predictions(pairs: PairSet) -> dict[str, dict[str, Prediction]]:
-    """``{method: {test date: Prediction}}`` of bicubic and the regressions fitted on the training dates."""
+    """``{method: {test date: Prediction}}`` of bicubic and the regressions fitted on the training dates.
+
+    For sets with a nested coarse grid also ``bicubic + texture``: bicubic plus the mean sub-coarse
+    anomaly of the training fine images (:func:`~unique_xr.downscale.texture.texture_prior`), the
+    texture layer with weight one and nothing learned.
+    """
     train_up = [pairs.coarse_on_fine(d) for d in pairs.train]
     train_fine = [pairs.fine[d].values for d in pairs.train]
     classes = None if pairs.classes is None else pairs.classes.values
@@ -354,26 +366,59 @@ def baseline_predictions(pairs: PairSet) -> dict[str, dict[str, Prediction]]:
     if classes is not None:
         per_class = RegressionBaseline().fit(train_up, train_fine, classes=classes)
         out["per-class"] = {}
+    texture = None
+    if pairs.factor:
+        from unique_xr.downscale.texture import texture_prior
+
+        texture = texture_prior([pairs.fine[d] for d in pairs.train], pairs.factor).values.astype(np.float64)
+        out["bicubic + texture"] = {}
     for d in pairs.test:
         up = pairs.coarse_on_fine(d)
         out["bicubic"][d] = Prediction(up)
+        if texture is not None:
+            out["bicubic + texture"][d] = Prediction(up + np.nan_to_num(texture))
         out["linear"][d] = Prediction(linear.predict(up))
         if per_class is not None:
             out["per-class"][d] = Prediction(per_class.predict(up, classes=classes))
     return out
 
 
+#: Diffusion variants: (scheme passed to fit, uses the set's auxiliaries, adds the texture layer).
+VARIANTS = {"s1": ("s1", False, False), "s2": ("s2", True, False), "s2t": ("s2", True, True)}
+LABELS = {"s1": "diffusion S1", "s2": "diffusion S2", "s2t": "diffusion S2 + texture"}
+
+
+def variant_aux(pairs: PairSet, variant: str, train: Sequence[str]) -> tuple[list | None, list | None]:
+    """The auxiliaries to fit with and to predict with for ``variant``, from the dates ``train`` only.
+
+    ``s2t`` adds :func:`~unique_xr.downscale.texture.texture_prior` of the training fine images:
+    leave-one-out for fitting (each pair sees the other dates' texture), the plain mean for prediction.
+    """
+    from unique_xr.downscale.texture import texture_prior
+
+    _, use_aux, use_texture = VARIANTS[variant]
+    if not use_aux:
+        return None, None
+    fit_aux, predict_aux = list(pairs.aux or []), list(pairs.aux or [])
+    if use_texture:
+        fine = [pairs.fine[d] for d in train]
+        fit_aux.append(texture_prior(fine, pairs.factor or 1, leave_one_out=True))
+        predict_aux.append(texture_prior(fine, pairs.factor or 1))
+    return fit_aux, predict_aux
+
+
 def diffusion_predictions(pairs: PairSet, scheme: str, *, preset: str, members: int, steps: int, seed: int,
-                          model_dir: Path, device: str, reuse: bool = False
+                          model_dir: Path, device: str, reuse: bool = False, conserve: bool = False
                           ) -> tuple[dict[str, Prediction], dict[str, float]]:
-    """Fit the diffusion model (scheme ``"s1"`` or ``"s2"``) on the training dates and predict each test date.
+    """Fit the diffusion model (a :data:`VARIANTS` key) on the training dates and predict each test date.
 
     With ``reuse``, a finished model already in ``model_dir`` is loaded instead (its fit time is the
-    one recorded in its card).
+    one recorded in its card). ``conserve`` shifts each member so its mean over every coarse cell
+    equals the coarse value (``downscale(..., conserve=True)``).
     """
     from unique_xr.downscale import DownscaleConfig, downscale, fit, load_downscaler
 
-    aux = pairs.aux if scheme == "s2" else None
+    fit_aux, aux = variant_aux(pairs, scheme, pairs.train)
     config = DownscaleConfig.preset(preset)
     start = time.perf_counter()
     if reuse and (model_dir / "weights.pt").exists():
@@ -381,20 +426,21 @@ def diffusion_predictions(pairs: PairSet, scheme: str, *, preset: str, members: 
         fit_s = float(model.card["training"]["seconds_this_run"])
     else:
         model = fit(coarse=[pairs.coarse[d] for d in pairs.train], fine=[pairs.fine[d] for d in pairs.train],
-                    aux=aux, scheme=scheme, config=config, out=model_dir, device=device, factor=pairs.factor,
-                    resume=(model_dir / "checkpoint.pt").exists())
+                    aux=fit_aux, scheme=VARIANTS[scheme][0], config=config, out=model_dir, device=device,
+                    factor=pairs.factor, resume=(model_dir / "checkpoint.pt").exists())
         fit_s = time.perf_counter() - start
     out: dict[str, Prediction] = {}
     start = time.perf_counter()
     names = ("downscaled", "downscaled_spread", "downscaled_lower", "downscaled_upper")
     for d in pairs.test:
-        cached = model_dir / f"prediction_{d}_m{members}_s{steps}_seed{seed}_{model.token}.npz"
+        tag = "_conserve" if conserve else ""
+        cached = model_dir / f"prediction_{d}_m{members}_s{steps}_seed{seed}{tag}_{model.token}.npz"
         if reuse and cached.exists():
             with np.load(cached) as z:
                 out[d] = Prediction(*[z[v].astype(np.float64) if v in z else None for v in names])
             continue
         ds = downscale(pairs.coarse[d], model, aux=aux, factor=pairs.factor, members=members, steps=steps, seed=seed,
-                       device=device, name="downscaled")
+                       device=device, name="downscaled", conserve=conserve)
         np.savez_compressed(cached, **{v: ds[v].values for v in names if v in ds})
         out[d] = Prediction(*[ds[v].values.astype(np.float64) if v in ds else None for v in names])
     return out, {"fit_s": fit_s, "predict_s": time.perf_counter() - start}
@@ -412,17 +458,19 @@ def interval_calibration(pairs: PairSet, scheme: str, *, preset: str, members: i
     from unique_xr.downscale.calibration import calibrate
 
     *train, held = pairs.train
-    aux = pairs.aux if scheme == "s2" else None
+    fit_aux, aux = variant_aux(pairs, scheme, train)
     start = time.perf_counter()
     if reuse and (model_dir / "weights.pt").exists():
         model = load_downscaler(model_dir)
     else:
-        model = fit(coarse=[pairs.coarse[d] for d in train], fine=[pairs.fine[d] for d in train], aux=aux,
-                    scheme=scheme, config=DownscaleConfig.preset(preset), out=model_dir, device=device,
+        model = fit(coarse=[pairs.coarse[d] for d in train], fine=[pairs.fine[d] for d in train], aux=fit_aux,
+                    scheme=VARIANTS[scheme][0], config=DownscaleConfig.preset(preset), out=model_dir, device=device,
                     factor=pairs.factor, resume=(model_dir / "checkpoint.pt").exists())
     fitted = time.perf_counter()
-    calibrate(model, [pairs.coarse[held]], [pairs.fine[held]], aux=aux, factor=pairs.factor, members=members,
-              steps=steps, seed=seed, device=device)
+    done = model.interval or {}
+    if not (reuse and (done.get("members"), done.get("steps"), done.get("seed")) == (members, steps, seed)):
+        calibrate(model, [pairs.coarse[held]], [pairs.fine[held]], aux=aux, factor=pairs.factor, members=members,
+                  steps=steps, seed=seed, device=device, out=model_dir)
     return {**model.interval, "calibration_date": held, "fitted_on": train,
             "fit_s": float(model.card["training"]["seconds_this_run"]) if reuse else fitted - start,
             "calibrate_s": time.perf_counter() - fitted}
@@ -463,6 +511,119 @@ def score_predictions(pairs: PairSet, predictions: dict[str, dict[str, Predictio
     return result
 
 
+def coarse_input_diagnostics(pairs: PairSet, *, sigmas: Sequence[float] = (0.5, 1.0, 2.0),
+                             max_shift: int | None = None) -> dict[str, dict]:
+    """How much of bicubic's error on each held-out date is already in the coarse image.
+
+    For sets whose coarse image is on its own nested grid, on the clear fine pixels of blocks that
+    are at least half clear (away from the edges by ``max_shift``):
+
+    - ``coarse_vs_block_mean``: RMSE, bias and r of the coarse image against the block means of
+      the fine truth (blocks at least half clear): how well the coarse image knows the date at
+      its own scale;
+    - ``perfect_coarse``: RMSE of bicubic on those *true* block means, the error left if the
+      coarse image were perfect and no sub-pixel detail were added, and its change against
+      bicubic on the real coarse image (not a bound: a model that predicts sub-pixel detail can
+      go below it);
+    - ``smoothed``: bicubic on the coarse image smoothed by a Gaussian of ``sigma`` coarse pixels
+      (noise in the coarse image that a filter could remove);
+    - ``best_shift``: the whole-fine-pixel shift of the bicubic field (up to ``max_shift``, default
+      the factor) with the lowest RMSE (a misregistration a model could learn);
+    - ``own_bias_removed``: bicubic minus the date's own mean error (what a perfect offset would gain);
+    - ``sub_coarse_explained``: the share of the variance of the date's sub-coarse anomaly (truth
+      minus ``perfect_coarse``) that the land-cover classes explain, each class given its own mean
+      anomaly fitted on this very date (an upper bound for a class map), and that the texture of the
+      training dates explains (squared correlation, nothing fitted).
+
+    Every change is relative to the bicubic RMSE on the same pixels. Empty for sets without a factor.
+    """
+    from scipy import ndimage
+
+    from unique_xr.downscale.texture import texture_prior
+
+    k = pairs.factor
+    if not k:
+        return {}
+    out: dict[str, dict] = {}
+    shift = max_shift if max_shift is not None else k
+    for d in pairs.test:
+        coarse = pairs.coarse[d].values.astype(np.float64)
+        truth = pairs.fine[d].values.astype(np.float64)
+        shape = truth.shape
+        clear = np.isfinite(truth)
+        share = block_mean(clear.astype(np.float64), k)
+        means = np.where(share >= 0.5, block_mean(truth, k), np.nan)
+        base = bicubic(coarse, k, shape=shape)
+        perfect = bicubic(means, k, shape=shape)
+        rows, cols = slice(shift, shape[0] - shift), slice(shift, shape[1] - shift)
+        ok = clear & np.isfinite(base) & np.isfinite(perfect)
+        ok[:shift], ok[shape[0] - shift:], ok[:, :shift], ok[:, shape[1] - shift:] = False, False, False, False
+
+        def rmse(field: np.ndarray, ok=ok, truth=truth) -> float:
+            return float(np.sqrt(np.mean((field[ok] - truth[ok]) ** 2)))
+
+        ref = rmse(base)
+        at_coarse = np.isfinite(means) & np.isfinite(coarse[: means.shape[0], : means.shape[1]])
+        c, m = coarse[: means.shape[0], : means.shape[1]][at_coarse], means[at_coarse]
+        smoothed = {str(s): rmse(bicubic(ndimage.gaussian_filter(np.where(np.isfinite(coarse), coarse,
+                                                                          np.nanmean(coarse)), s, mode="nearest"),
+                                         k, shape=shape)) / ref - 1.0 for s in sigmas}
+        shifts = []
+        for dy in range(-shift, shift + 1):
+            for dx in range(-shift, shift + 1):
+                moved = np.full(shape, np.nan)
+                moved[rows, cols] = base[rows.start - dy: rows.stop - dy, cols.start - dx: cols.stop - dx]
+                shifts.append((rmse(moved), dy, dx))
+        best = min(shifts)
+        bias = float(np.mean(base[ok] - truth[ok]))
+        anomaly = (truth - perfect)[ok]
+        explained = {}
+        if pairs.classes is not None:
+            classes = pairs.classes.values[ok]
+            fitted = np.zeros_like(anomaly)
+            for cls in np.unique(classes):
+                fitted[classes == cls] = anomaly[classes == cls].mean()
+            explained["classes"] = float(1.0 - np.var(anomaly - fitted) / np.var(anomaly))
+        texture = texture_prior([pairs.fine[t] for t in pairs.train], k).values[ok]
+        known = np.isfinite(texture)
+        explained["texture"] = float(np.corrcoef(texture[known], anomaly[known])[0, 1] ** 2)
+        out[d] = {
+            "n": int(ok.sum()), "bicubic_rmse": ref,
+            "coarse_vs_block_mean": {"n_blocks": int(at_coarse.sum()), "rmse": float(np.sqrt(np.mean((c - m) ** 2))),
+                                     "bias": float(np.mean(c - m)), "r": float(np.corrcoef(c, m)[0, 1])},
+            "perfect_coarse": {"rmse": rmse(perfect), "vs_bicubic": rmse(perfect) / ref - 1.0},
+            "smoothed": smoothed,
+            "best_shift": {"dy": best[1], "dx": best[2], "vs_bicubic": best[0] / ref - 1.0},
+            "own_bias_removed": {"bias": bias, "vs_bicubic": rmse(base - bias) / ref - 1.0},
+            "sub_coarse_explained": explained,
+        }
+    return out
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def diagnostics_table(record: dict) -> str:
+    """Markdown rows of :func:`coarse_input_diagnostics` for every set that has them."""
+    head = ("| set | held-out date | coarse vs true block means: RMSE / bias / r | bicubic RMSE | perfect coarse "
+            "input | best Gaussian smoothing | best shift (px) | own bias removed | sub-coarse variance explained by "
+            "classes / texture |\n"
+            "|:---|:---|:---|---:|---:|---:|---:|---:|---:|")
+    rows = []
+    for name, entry in record["sets"].items():
+        for d, g in (entry.get("coarse_input") or {}).items():
+            cb, sm = g["coarse_vs_block_mean"], g["smoothed"]
+            sigma = min(sm, key=sm.get)
+            rows.append(
+                f"| {name} | {d} | {cb['rmse']:.4f} / {cb['bias']:+.4f} / {cb['r']:.2f} | {g['bicubic_rmse']:.4f} | "
+                f"{g['perfect_coarse']['rmse']:.4f} ({g['perfect_coarse']['vs_bicubic']:+.1%}) | "
+                f"{sm[sigma]:+.1%} (sigma {sigma}) | {g['best_shift']['vs_bicubic']:+.1%} "
+                f"({g['best_shift']['dy']}, {g['best_shift']['dx']}) | {g['own_bias_removed']['vs_bicubic']:+.1%} | "
+                f"{_share(g['sub_coarse_explained'].get('classes'))} / {_share(g['sub_coarse_explained']['texture'])} |")
+    return "\n".join([head, *rows]) if rows else ""
+
+
 def _fmt(value, spec: str) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
@@ -497,8 +658,8 @@ def draw_maps(pairs: PairSet, predictions: dict[str, dict[str, Prediction]], dat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = ["diffusion S2", "diffusion S1", "per-class", "linear", "bicubic"]
-    method = next(m for m in order if m in predictions)
+    order = ["diffusion S2 + texture", "diffusion S2", "diffusion S1", "per-class", "linear", "bicubic"]
+    method = next(m for o in order for m in predictions if m == o or m.startswith(o + ", conserved"))
     pred = predictions[method][date]
     truth = pairs.fine[date].values
     coarse = pairs.coarse[date]
@@ -589,13 +750,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=None, help="ensemble members (default 16; 4 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 25; 4 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--schemes", nargs="+", choices=("s1", "s2"), default=("s1", "s2"),
-                        help="diffusion schemes to run (s2 only where the set has auxiliaries)")
+    parser.add_argument("--schemes", nargs="+", choices=tuple(VARIANTS), default=("s1", "s2"),
+                        help="diffusion schemes to run (s2 only where the set has auxiliaries; s2t = s2 plus the "
+                             "texture of the training fine images, sets with a nested coarse grid)")
     parser.add_argument("--test", nargs="+", default=None, help="held-out dates (default: the set's own list)")
     parser.add_argument("--reuse-models", action="store_true",
                         help="load a finished model (and its saved predictions) from --models instead of redoing them")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-diffusion", action="store_true", help="score the baselines only")
+    parser.add_argument("--conserve", action="store_true",
+                        help="mass-conserving diffusion predictions: every member's mean over each coarse cell equals "
+                             "the coarse value (sets with a nested coarse grid; adds ', conserved' to the labels)")
     parser.add_argument("--calibrate", action="store_true",
                         help="also calibrate the ensemble interval on the last training date (a second fit per "
                              "scheme without that date); adds 'calibrated interval' rows")
@@ -639,12 +804,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         timings: dict[str, dict[str, float]] = {}
         calibrations: dict[str, dict] = {}
         if not args.no_diffusion:
-            for scheme in [s for s in args.schemes if pairs.aux or s == "s1"]:
-                print(f"  diffusion {scheme.upper()} ({preset}) ...", flush=True)
-                label = f"diffusion {scheme.upper()}"
+            for scheme in [s for s in args.schemes if (pairs.aux or s == "s1") and (pairs.factor or s != "s2t")]:
+                label = LABELS[scheme] + (", conserved" if args.conserve else "")
+                print(f"  {label} ({preset}) ...", flush=True)
                 predictions[label], timings[label] = diffusion_predictions(
                     pairs, scheme, preset=preset, members=members, steps=steps, seed=args.seed,
-                    model_dir=args.models / f"{name}_{scheme}", device=args.device, reuse=args.reuse_models)
+                    model_dir=args.models / f"{name}_{scheme}", device=args.device, reuse=args.reuse_models,
+                    conserve=args.conserve)
                 print(f"    fit {timings[label]['fit_s']:.0f} s, predict {timings[label]['predict_s']:.0f} s", flush=True)
                 if args.calibrate and len(pairs.train) > 1:
                     info = interval_calibration(
@@ -655,20 +821,24 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     print(f"    interval scale {info['scale']:.3f} from {info['calibration_date']} (uncalibrated "
                           f"coverage there {info['coverage_uncalibrated']:.1%})", flush=True)
         scores = score_predictions(pairs, predictions)
+        diagnostics = coarse_input_diagnostics(pairs)
         figure = draw_maps(pairs, predictions, pairs.test[0], args.figures / f"downscale_{name}.png")
         record["sets"][name] = {
             "variable": pairs.variable, "units": pairs.units, "train": list(pairs.train), "test": list(pairs.test),
             "factor": pairs.factor, "shape": list(pairs.fine[pairs.test[0]].shape), "citation": pairs.citation,
             "notes": pairs.notes, "timings": timings, "figure": str(figure), "scores": scores,
             "diffusion": None if args.no_diffusion else {"preset": preset, "members": members, "steps": steps,
-                                                          "seed": args.seed, "device": args.device},
-            "calibrations": calibrations,
+                                                          "seed": args.seed, "device": args.device,
+                                                          "conserve": args.conserve},
+            "calibrations": calibrations, "coarse_input": diagnostics,
             "wall_s": time.perf_counter() - started,
         }
         record["sets"] = dict(sorted(record["sets"].items(), key=lambda kv: SETS.index(kv[0])))
     table = markdown_table(record)
     print(table)
     record["table"] = table
+    record["coarse_input_table"] = diagnostics_table(record)
+    print(record["coarse_input_table"])
     args.out_json.parent.mkdir(parents=True, exist_ok=True)
     args.out_json.write_text(json.dumps(record, indent=1, default=_json_default) + "\n")
     print(f"wrote {args.out_json}")
