@@ -93,9 +93,11 @@ def texture_prior(fine: Sequence[xr.DataArray] | xr.DataArray, factor: int, *,
     >>> texture_prior(days, factor=4, leave_one_out=True).dims
     ('pair', 'y', 'x')
     """
-    images = ([fine.isel(time=i) for i in range(fine.sizes["time"])]
-              if isinstance(fine, xr.DataArray) and "time" in fine.dims else
-              [fine] if isinstance(fine, xr.DataArray) else list(fine))
+    from unique_xr.downscale.api import (
+        _as_list,  # the same list-or-time-stack rule as fit
+    )
+
+    images = _as_list(fine)
     if not images:
         raise DownscaleInputError("texture_prior needs at least one fine image.")
     if leave_one_out and len(images) < 2:
