@@ -182,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "elevation and land-cover fractions of the static_30m cube",
     })
     out = model.save(args.out)
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    for name in ("checkpoint.pt", "checkpoint.json"):  # the checkpoint and its SHA-256 record
+        (out / name).unlink(missing_ok=True)
     (out / "SOURCE.md").write_text(source_md(model, fine, aux, args.steps, seconds, args.coarse))
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
     valid = [int(np.isfinite(f.values).sum()) for f in fine]

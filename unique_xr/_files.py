@@ -21,6 +21,45 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_csv(frame, path: str | os.PathLike, *, float_format: str | None = None) -> Path:
+    """Write a DataFrame as CSV (no index) through :func:`write_atomic`, creating the folder.
+
+    A name ending in ``.gz`` is gzip-compressed (with a fixed timestamp, so equal frames give
+    equal files). Returns the path.
+    """
+    import gzip
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = frame.to_csv(index=False, float_format=float_format).encode()
+    write_atomic(path, gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
+    return path
+
+
+def ensure_folder(path: str | os.PathLike, *, what: str) -> Path:
+    """Create the output folder ``path`` (and its parents), or say clearly why it cannot be one.
+
+    Raises :class:`~unique_xr.errors.OutputPathError` when ``path`` is an existing file, lies below
+    one, or cannot be created or written (permissions, a read-only file system).
+    """
+    from unique_xr.errors import OutputPathError
+
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputPathError(f"{what} {str(path)!r} cannot be a folder: {str(blocker)!r} is a file. "
+                              "Choose another path, or move the file away.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".unique_xr-write-test.{os.getpid()}.{threading.get_ident()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputPathError(f"{what} {str(path)!r} cannot be created or written ({err.strerror or err}). "
+                              "Choose a folder you can write to.") from err
+    return path
+
+
 def write_model_folder(out: str | os.PathLike, *, card: dict, card_name: str, weights: bytes,
                        weights_name: str) -> Path:
     """Write a model folder: the weights, then a JSON card that records their SHA-256.

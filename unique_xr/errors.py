@@ -71,6 +71,14 @@ class CacheError(UniqueXrError, OSError):
     """A Zarr cache is missing, incomplete, or was written by an incompatible spec."""
 
 
+class ModelFolderError(UniqueXrError, FileNotFoundError):
+    """A model folder is incomplete, damaged (a file that does not match its recorded checksum) or not a model."""
+
+
+class OutputPathError(UniqueXrError, OSError):
+    """An output path cannot be written: it is a file where a folder is needed, or not writable."""
+
+
 class TowerDataError(UniqueXrError, ValueError):
     """A tower file or table has a layout unique_xr does not know, duplicate keys, or unusable values."""
 

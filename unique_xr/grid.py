@@ -39,6 +39,10 @@ def _canonical_crs(crs: Any) -> str:
     return f"EPSG:{epsg}" if epsg is not None else parsed.to_wkt()
 
 
+#: The finest pixel a grid in metres may have; anything finer is taken for a size in degrees.
+_MIN_METRES = 0.1
+
+
 @dataclass(frozen=True, kw_only=True)
 class GridSpec:
     """A north-up target grid: CRS, square resolution, and bounds in that CRS.
@@ -72,7 +76,8 @@ class GridSpec:
         object.__setattr__(self, "crs", _canonical_crs(self.crs))
         from pyproj import CRS
 
-        if CRS.from_user_input(self.crs).is_geographic:
+        crs = CRS.from_user_input(self.crs)
+        if crs.is_geographic:
             raise CRSError(
                 f"The target grid needs a projected CRS (units of metres), got geographic {self.crs!r}. "
                 "Use the UTM zone of your area, e.g. GridSpec.from_bbox(bbox, crs='utm', resolution=30)."
@@ -83,6 +88,13 @@ class GridSpec:
             raise GridError(f"resolution must be a number, got {self.resolution!r}") from err
         if not math.isfinite(res) or res <= 0:
             raise GridError(f"resolution must be a positive finite number of CRS units, got {self.resolution!r}")
+        units = {axis.unit_name for axis in crs.axis_info}
+        if res < _MIN_METRES and units <= {"metre", "meter"}:
+            raise GridError(
+                f"resolution {res} is in the units of {self.crs!r}, metres: a pixel of {res * 100:.3g} cm. That "
+                f"looks like a pixel size in degrees ({res} degrees is about {res * 111_320:.0f} m). Give the "
+                "resolution in metres, e.g. resolution=30 for Landsat or 500 for MODIS."
+            )
         # canonical floats (nm for the pixel size, um for bounds) so that grids recovered from
         # coordinates compare equal and tokenize identically to the grid they came from
         res = round(res, 9)

@@ -178,8 +178,12 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
 
 
 def run_data_layer(spec: DataLayerSpec, out_dir: str | Path, *, overwrite: bool = False,
-                   progress: bool = True, quicklook: bool = True) -> DataLayerResult:
-    """Build the data layer lazily, write each cube to ``out_dir/<name>.zarr`` and a quicklook PNG."""
+                   progress: bool = True, quicklook: bool = True, run: str | None = None) -> DataLayerResult:
+    """Build the data layer lazily, write each cube to ``out_dir/<name>.zarr`` and a quicklook PNG.
+
+    ``run``: the token of the job run, recorded in every store and checked when they are read back
+    (see :func:`unique_xr.load.cache.open_zarr`), so stores of different runs are never mixed.
+    """
     from unique_xr.load.cache import open_zarr, to_zarr
 
     out = Path(out_dir)
@@ -190,12 +194,14 @@ def run_data_layer(spec: DataLayerSpec, out_dir: str | Path, *, overwrite: bool 
     stores: dict[str, Path] = {}
     for name, ds in cubes.items():
         with _progress(progress, f"writing {name}"):
-            stores[name] = to_zarr(ds, out / f"{name}.zarr", mode="w" if overwrite else "w-", overwrite=overwrite)
+            stores[name] = to_zarr(ds, out / f"{name}.zarr", mode="w" if overwrite else "w-", overwrite=overwrite,
+                                   run=run)
     png = None
     if quicklook:
         from unique_xr.write.quicklook import quicklook as make_quicklook
 
-        png = make_quicklook({name: open_zarr(path) for name, path in stores.items()}, out / "quicklook.png")
+        png = make_quicklook({name: open_zarr(path, run=run) for name, path in stores.items()},
+                             out / "quicklook.png")
     summary = {"graph_seconds": round(t_graph, 3), "total_seconds": round(time.perf_counter() - t0, 3),
                "cubes": {name: {k: int(v) for k, v in ds.sizes.items()} for name, ds in cubes.items()}}
     return DataLayerResult(stores=stores, quicklook=png, summary=summary)
@@ -335,11 +341,12 @@ def _gpp_summary(ds) -> dict[str, Any]:
 def run_gpp(cubes: dict[str, Any], models: dict[str, Any], out_dir: str | Path, *,
             allow_missing: dict[str, Any] | None = None, engine: str = "lightgbm",
             attrs: dict[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
-            gpp_map: bool = True, map_title: str | None = None) -> GppResult:
+            gpp_map: bool = True, map_title: str | None = None, run: str | None = None) -> GppResult:
     """Estimate GPP from the data layer's cubes, write ``out_dir/gpp_<res>.zarr`` and ``gpp_map.png``.
 
     Parameters are those of :func:`build_gpp`, plus the output folder, whether to replace existing
-    stores, progress bars, the PNG map and its title (see :func:`unique_xr.write.quicklook.gpp_map`).
+    stores, progress bars, the PNG map and its title (see :func:`unique_xr.write.quicklook.gpp_map`) and
+    the run token recorded in the stores (see :func:`run_data_layer`).
     ``summary`` holds the seconds taken and, per store, the range, mean and share of valid values of
     ``gpp`` and the inputs that were absent.
     """
@@ -352,8 +359,9 @@ def run_gpp(cubes: dict[str, Any], models: dict[str, Any], out_dir: str | Path, 
     stores: dict[str, Path] = {}
     for name, ds in lazy.items():
         with _progress(progress, f"writing {name}"):
-            stores[name] = to_zarr(ds, out / f"{name}.zarr", mode="w" if overwrite else "w-", overwrite=overwrite)
-    written = {name: open_zarr(path) for name, path in stores.items()}
+            stores[name] = to_zarr(ds, out / f"{name}.zarr", mode="w" if overwrite else "w-", overwrite=overwrite,
+                                   run=run)
+    written = {name: open_zarr(path, run=run) for name, path in stores.items()}
     png = None
     if gpp_map and written:
         from unique_xr.write.quicklook import gpp_map as draw_gpp_map
@@ -465,11 +473,12 @@ def build_downscaled_gpp(gpp_500m, static, grid: GridSpec, model, *, members: in
 
 def run_downscale_gpp(cube_dir: str | Path, model, *, members: int = 4, steps: int | None = None, seed: int = 0,
                       attrs: dict[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
-                      figure: bool = True, title: str | None = None) -> DownscaleResult:
+                      figure: bool = True, title: str | None = None, run: str | None = None) -> DownscaleResult:
     """Downscale ``cube_dir/gpp_500m.zarr`` to 30 m, write ``gpp_30m_daily.zarr`` and ``gpp_downscaled.png``.
 
     ``cube_dir`` holds the data layer's ``static_30m.zarr`` and the GPP stage's stores (see
-    :func:`run_gpp`); the other parameters are those of :func:`build_downscaled_gpp`. ``summary``
+    :func:`run_gpp`), all of run ``run`` when it is given (see :func:`run_data_layer`); the other
+    parameters are those of :func:`build_downscaled_gpp`. ``summary``
     holds the seconds taken, the model token and the range, mean, valid share and mean spread.
     """
     import warnings
@@ -480,15 +489,15 @@ def run_downscale_gpp(cube_dir: str | Path, model, *, members: int = 4, steps: i
 
     cube = Path(cube_dir)
     t0 = time.perf_counter()
-    static = open_zarr(cube / "static_30m.zarr")
-    lazy = build_downscaled_gpp(open_zarr(cube / "gpp_500m.zarr"), static, GridSpec.from_xarray(static), model,
+    static = open_zarr(cube / "static_30m.zarr", run=run)
+    lazy = build_downscaled_gpp(open_zarr(cube / "gpp_500m.zarr", run=run), static, GridSpec.from_xarray(static), model,
                                 members=members, steps=steps, seed=seed, attrs=attrs)
     with _progress(progress, "writing gpp_30m_daily"), warnings.catch_warnings():
         # rasterio warns that its in-memory warp datasets have no geotransform before odc-geo sets one
         warnings.filterwarnings("ignore", message="Dataset has no geotransform")
         store = to_zarr(lazy.chunk({"time": 1}), cube / "gpp_30m_daily.zarr", mode="w" if overwrite else "w-",
-                        overwrite=overwrite)
-    written = open_zarr(store)
+                        overwrite=overwrite, run=run)
+    written = open_zarr(store, run=run)
     summary = _gpp_summary(written)
     if "gpp_spread" in written:
         summary["spread_mean"] = round(float(dask.compute(written["gpp_spread"].mean())[0]), 3)
@@ -498,7 +507,7 @@ def run_downscale_gpp(cube_dir: str | Path, model, *, members: int = 4, steps: i
     if figure:
         from unique_xr.write.quicklook import gpp_downscaled_map
 
-        cubes = {name: open_zarr(cube / f"{name}.zarr") for name in ("gpp_500m", "gpp_30m")
+        cubes = {name: open_zarr(cube / f"{name}.zarr", run=run) for name in ("gpp_500m", "gpp_30m")
                  if (cube / f"{name}.zarr").exists()}
         png = gpp_downscaled_map({**cubes, "gpp_30m_daily": written}, cube / "gpp_downscaled.png", title=title)
     summary["total_seconds"] = round(time.perf_counter() - t0, 3)
@@ -517,9 +526,15 @@ def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str 
     The inputs the sample lacks (:data:`unique_xr.sample.SAMPLE_MISSING_INPUTS`) are passed as
     ``allow_missing`` and recorded in the stores' ``inputs_absent`` attribute. ``engine`` is the
     loader engine of the data layer. ``downscale``: True, False, or None (default) for "when torch
-    is installed" (extra ``torch``).
+    is installed" (extra ``torch``). Every store records the run's token (of the data-layer spec, the
+    seed and the models), and every stage reads back only stores of its own run: a run killed midway
+    and rerun with other settings cannot mix its stores with the earlier ones.
     """
+    from dask.base import tokenize
+
+    from unique_xr._files import ensure_folder
     from unique_xr.load.cache import open_zarr
+    from unique_xr.models.lgbm import load_model
     from unique_xr.sample import (
         SAMPLE_MISSING_INPUTS,
         sample_downscaler,
@@ -531,18 +546,24 @@ def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str 
         import importlib.util
 
         downscale = importlib.util.find_spec("torch") is not None
-    out = Path(out_dir)
+    out = ensure_folder(out_dir, what="The demo's output folder")
     staged = stage_sample(out / "inputs", seed=seed)
     spec = DataLayerSpec(grid=staged.grid, datetime=f"{staged.dates[0]}/{staged.dates[1]}",
                          provider=str(staged.catalog), met_path=str(staged.met_path), engine=engine)
-    layer = run_data_layer(spec, out / "cube", overwrite=overwrite, progress=progress)
-    cubes = {name: open_zarr(path) for name, path in layer.stores.items()}
-    gpp = run_gpp(cubes, {kind: sample_model(kind) for kind in GPP_STAGES}, out / "cube",
-                  allow_missing=SAMPLE_MISSING_INPUTS, attrs={"comment": DEMO_COMMENT},
-                  overwrite=overwrite, progress=progress, map_title=DEMO_MAP_TITLE)
-    downscaled = None
+    models = {kind: sample_model(kind) for kind in GPP_STAGES}
+    downscaler = None
     if downscale:
-        downscaled = run_downscale_gpp(out / "cube", sample_downscaler(), seed=seed,
-                                       attrs={"comment": DEMO_COMMENT}, overwrite=overwrite, progress=progress,
-                                       title=DEMO_DOWNSCALE_TITLE)
+        from unique_xr.downscale import load_downscaler
+
+        downscaler = load_downscaler(sample_downscaler())
+    run = tokenize("unique_xr.run_demo", spec, seed, *(load_model(m).card.model_sha256 for m in models.values()),
+                   downscaler.token if downscaler is not None else None)
+    layer = run_data_layer(spec, out / "cube", overwrite=overwrite, progress=progress, run=run)
+    cubes = {name: open_zarr(path, run=run) for name, path in layer.stores.items()}
+    gpp = run_gpp(cubes, models, out / "cube", allow_missing=SAMPLE_MISSING_INPUTS, attrs={"comment": DEMO_COMMENT},
+                  overwrite=overwrite, progress=progress, map_title=DEMO_MAP_TITLE, run=run)
+    downscaled = None
+    if downscaler is not None:
+        downscaled = run_downscale_gpp(out / "cube", downscaler, seed=seed, attrs={"comment": DEMO_COMMENT},
+                                       overwrite=overwrite, progress=progress, title=DEMO_DOWNSCALE_TITLE, run=run)
     return DemoResult(data_layer=layer, gpp=gpp, staged=staged, downscaled=downscaled)

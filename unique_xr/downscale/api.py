@@ -26,6 +26,7 @@ from unique_xr.downscale.conditioning import (
     upsample_bilinear,
 )
 from unique_xr.downscale.config import DownscaleConfig
+from unique_xr.downscale.ranges import check_factor, check_range, training_ranges
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
 
 #: Student-t quantile for the 90 % prediction interval of one new member, by ensemble size - 1.
@@ -179,7 +180,9 @@ def fit(
         Stop at this step leaving a checkpoint in ``out`` (continue with ``resume=True``; a resume
         may also raise ``train_steps`` to train longer, the learning-rate schedule then stretches).
     card
-        Extra entries for the model card (e.g. the input files).
+        Extra entries for the model card (e.g. the input files). The card also records the nesting
+        ``factor`` and ``training_ranges``, the finite value range of the coarse, fine and auxiliary
+        training images, against which :func:`downscale` checks new inputs.
 
     Returns
     -------
@@ -220,6 +223,8 @@ def fit(
         "pairs": len(fine),
         "fine_shape": list(shape),
         "valid_fine_pixels": int(sum(np.isfinite(f).sum() for f in fine_np)),
+        # what downscale() accepts without allow_out_of_range (unique_xr.downscale.ranges)
+        "training_ranges": training_ranges(coarse_np, fine_np, dict(zip(names, aux_np))),
         **(card or {}),
     })
     return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress,
@@ -278,15 +283,21 @@ def predict_block(
     precision: str,
     batch_size: int,
     threads: int | None = None,
+    ranges: dict[str, Any] | None = None,
+    allow_out_of_range: bool = False,
 ) -> np.ndarray:
     """numpy kernel: statistics ``(S, y1 - y0, x1 - x0)`` of the members for one output box.
 
     ``coarse`` is a window of the coarse field starting at ``coarse_origin`` (on the fine grid when
     ``factor == 1``); ``aux`` are windows of the auxiliaries starting at ``aux_origin``. ``S`` is 1
-    (mean) for one member, else 4 (mean, spread, lower, upper).
+    (mean) for one member, else 4 (mean, spread, lower, upper). With ``ranges`` (the card's
+    ``training_ranges``) the windows are first checked against them (:func:`_check_ranges`).
     """
     model = handle.get()
     y0, y1, x0, x1 = box
+    if ranges is not None:
+        _check_ranges(coarse, aux, ranges, [a.name for a in model.norm.aux], allow=allow_out_of_range,
+                      where=f" (in the output block y {y0}:{y1}, x {x0}:{x1})")
     (wy0, wy1), (wx0, wx1) = plan.window(y0, y1, 0), plan.window(x0, x1, 1)
     h, w = plan.shape
     rows, cols = reflect_index(np.arange(wy0, wy1), h), reflect_index(np.arange(wx0, wx1), w)
@@ -313,6 +324,24 @@ def predict_block(
     spread = fields.std(axis=0, ddof=1)
     half = interval_half_width(spread, members, model.interval)
     return np.stack([mean, spread, mean - half, mean + half]).astype(np.float32)
+
+
+def _check_ranges(coarse, aux, ranges: dict[str, Any], aux_names, *, allow: bool, where: str = "") -> None:
+    """The coarse field and each auxiliary against the value ranges the model was trained on."""
+    check_range(coarse, ranges.get("coarse"), "The coarse field", allow=allow, where=where)
+    for name, values in zip(aux_names, aux):
+        check_range(values, (ranges.get("aux") or {}).get(name), f"Auxiliary {name!r}", allow=allow, where=where)
+
+
+def sampling_steps(steps: int | None, model) -> int:
+    """``steps`` network evaluations per member, or the model's default when None; below 1 is refused."""
+    if steps is None:
+        return model.config.sample_steps
+    if not (steps >= 1 and int(steps) == steps):
+        raise DownscaleInputError(f"steps (sampling steps: network evaluations per member) must be a whole number "
+                                  f">= 1; got {steps!r}. Leave it out (CLI: omit --steps) for the model's default "
+                                  f"of {model.config.sample_steps}.")
+    return int(steps)
 
 
 def _windows(plan: TilePlan, box, factor: int, coarse_shape):
@@ -354,6 +383,7 @@ def downscale(
     name: str | None = None,
     resources: dict[str, Any] | None = None,
     threads: int | None = None,
+    allow_out_of_range: bool = False,
 ) -> xr.Dataset:
     """Downscale a coarse field with a trained model, tile by tile, lazily on Dask input.
 
@@ -372,7 +402,7 @@ def downscale(
         deviation) and ``<name>_lower`` / ``<name>_upper``: the 90 % prediction interval of one new
         member, mean +- t(0.95, N-1) * spread * sqrt(1 + 1/N).
     steps, sampler
-        Network evaluations and ``"ddim"``/``"ddpm"`` (default: the model's).
+        Network evaluations (>= 1) and ``"ddim"``/``"ddpm"`` (default: the model's).
     seed
         Noise seed; the noise is a function of seed, member and global pixel position.
     tile, overlap
@@ -394,6 +424,14 @@ def downscale(
     threads
         torch threads per task (default: 1 when lazy, since Dask runs tasks in parallel; torch's
         own default when eager).
+    allow_out_of_range
+        Inputs unlike the training data are refused with a :class:`DownscaleInputError`: a nesting
+        factor (coarse pixel / output pixel) the model was not fitted at, and coarse or auxiliary
+        values outside the card's ``training_ranges`` by more than half the larger of their span
+        and magnitude (:mod:`unique_xr.downscale.ranges`; cards without ranges skip that part). True turns the
+        refusal into a ``UserWarning``. The factor is checked at once; the values at once for
+        in-memory input, and for lazy input per block when it is computed (the graph stays lazy;
+        the error is raised by the block's task).
 
     Returns
     -------
@@ -431,6 +469,10 @@ def downscale(
     if len(aux) != len(trained):
         raise DownscaleInputError(f"The model ({model.scheme}) was trained with {len(trained)} auxiliaries "
                                   f"{[a.name for a in trained]}; got {len(aux)}.")
+    steps = sampling_steps(steps, model) if steps is not None else None
+    # inputs unlike the training data (unique_xr.downscale.ranges): the factor here, the values below
+    check_factor(k, model.card, allow=allow_out_of_range)
+    ranges = model.card.get("training_ranges")
     cfg = model.config
     plan = TilePlan.make(fshape, tile=tile or cfg.tile, overlap=cfg.overlap if overlap is None else overlap,
                          stride=model.stride)
@@ -446,6 +488,8 @@ def downscale(
 
     if not lazy:
         aux_np = [np.asarray(a) for a in aux_data]
+        if ranges is not None:  # in memory: the whole field at once, before any prediction
+            _check_ranges(np.asarray(coarse.data), aux_np, ranges, [a.name for a in trained], allow=allow_out_of_range)
         box = (0, fshape[0], 0, fshape[1])
         blocks = [predict_block(handle, np.asarray(coarse.data if t is None else coarse.data[t]), (0, 0), cshape,
                                 aux_np, (0, 0), box, plan, **kw) for t in times]
@@ -466,6 +510,8 @@ def downscale(
         resources = resources or ({"GPU": 1} if device.startswith("cuda") else None)
         annotations = {"resources": resources} if resources else {}
         handle_d = dask.delayed(handle, name=f"downscaler-{handle.token}", pure=True)
+        if ranges is not None:  # lazy: each block checks the windows it reads when it runs
+            kw.update(ranges=ranges, allow_out_of_range=allow_out_of_range)
         kernel = dask.delayed(predict_block, pure=True)
         per_time = []
         for t in times:

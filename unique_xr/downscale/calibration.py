@@ -63,7 +63,7 @@ def conformal_scale(mean: Any, spread: Any, truth: Any, *, level: float = LEVEL)
 def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray], *,
               aux: Sequence[xr.DataArray] | xr.Dataset | None = None, factor: int | None = None, members: int = 8,
               steps: int | None = None, sampler: str | None = None, seed: int = 0, level: float = LEVEL,
-              device: str = "cpu", out=None, **kwargs: Any):
+              device: str = "cpu", out=None, allow_out_of_range: bool = False, **kwargs: Any):
     """Calibrate ``model``'s 90 % interval on coarse/fine pairs it was **not** trained on.
 
     Each coarse image is downscaled with ``members`` members (as :func:`unique_xr.downscale.downscale`,
@@ -72,12 +72,14 @@ def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray
     stored in ``model.interval``; later predictions with more than one member use
     ``mean +- scale * spread``. Use the member count, sampler and steps you will predict with: the
     spread depends on them. With ``out`` the calibrated model folder is written there (its token
-    changes: the intervals do).
+    changes: the intervals do). ``steps`` must be >= 1 (None: the model's). Inputs unlike the training
+    data are refused as by :func:`~unique_xr.downscale.downscale`; ``allow_out_of_range=True`` turns
+    that into a warning.
 
     Returns the model, calibrated (the same object). ``model.interval`` records the scale, the pixels,
     the settings and the coverage of the Student-t interval before calibration.
     """
-    from unique_xr.downscale.api import downscale, interval_half_width
+    from unique_xr.downscale.api import downscale, interval_half_width, sampling_steps
 
     coarse, fine = list(coarse), list(fine)
     if not coarse or len(coarse) != len(fine):
@@ -85,11 +87,12 @@ def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray
                                   "fine images (at least one pair).")
     if members < 2:
         raise DownscaleInputError(f"An interval needs an ensemble: members must be at least 2, got {members}.")
+    steps_used = sampling_steps(steps, model)  # refuses 0 and negatives before the model is touched
     model.interval = None  # calibrate the Student-t interval, not an earlier calibration
     means, spreads, truths = [], [], []
     for c, f in zip(coarse, fine):
         ds = downscale(c, model, aux=aux, factor=factor, members=members, steps=steps, sampler=sampler, seed=seed,
-                       device=device, name="calibration", **kwargs)
+                       device=device, name="calibration", allow_out_of_range=allow_out_of_range, **kwargs)
         truth = np.asarray(f.values, dtype=np.float64)
         if truth.shape != ds["calibration"].shape:
             raise DownscaleInputError(f"The fine image has {truth.shape} px but the prediction {ds['calibration'].shape}: "
@@ -105,7 +108,7 @@ def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray
     ok = np.isfinite(mean) & np.isfinite(spread) & np.isfinite(truth) & (spread > 0)
     before = float(np.mean(np.abs(truth[ok] - mean[ok]) <= interval_half_width(spread[ok], members)))
     model.interval = {"scale": round(scale, 6), "level": level, "pixels": n, "pairs": len(coarse),
-                      "members": members, "steps": steps or model.config.sample_steps,
+                      "members": members, "steps": steps_used,
                       "sampler": sampler or model.config.sampler, "seed": seed,
                       "coverage_uncalibrated": round(before, 4)}
     if out is not None:

@@ -70,8 +70,12 @@ class DownscaleConfig:
             raise ValueError(f"overlap={self.overlap} must be >= 0 and smaller than tile={self.tile}.")
         if self.sampler not in ("ddim", "ddpm"):
             raise ValueError(f"sampler must be 'ddim' or 'ddpm'; got {self.sampler!r}.")
-        if self.train_steps < 0 or self.batch_size < 1:
-            raise ValueError("train_steps must be >= 0 and batch_size >= 1.")
+        for name, what in (("train_steps", "training steps: a model that never trained would predict noise"),
+                           ("sample_steps", "network evaluations per member at prediction"),
+                           ("batch_size", "patches per training step")):
+            value = getattr(self, name)
+            if not (value >= 1 and int(value) == value):
+                raise ValueError(f"{name} ({what}) must be a whole number >= 1; got {value!r}.")
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
 
     @classmethod

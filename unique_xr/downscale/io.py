@@ -25,6 +25,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,31 @@ def _open(path: Path):
         raise AssetReadError(f"{path} could not be opened as a raster: {err}") from err
 
 
+@contextmanager
+def _reading(path: Path):
+    """The open raster; any GDAL/rasterio error while it is read becomes an :class:`AssetReadError` naming it.
+
+    The pixels must be read inside the ``with`` block (``src.read``), so that a file whose header
+    opens but whose data is cut short (an interrupted download or copy) fails here, with its name,
+    rather than later with a rasterio traceback.
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+
+    src = _open(path)
+    try:
+        with src:
+            yield src
+    except (RasterioError, CPLE_BaseError) as err:
+        cause = err.__cause__ or err.__context__
+        detail = f"{err}" if cause is None or str(cause) in str(err) else f"{err} {cause}"
+        raise AssetReadError(
+            f"{path} is damaged or not a readable GeoTIFF: its header opens but GDAL cannot read its pixels "
+            f"({detail}). The file is probably truncated (an interrupted download or copy): download or export it "
+            f"again (`gdalinfo -checksum {path}` shows whether it reads)."
+        ) from err
+
+
 def _geobox(src):
     """The file's grid; a CRS that is only local (ENVI 'Arbitrary', an engineering CRS) counts as none."""
     from odc.geo.geobox import GeoBox
@@ -86,13 +112,13 @@ def _geobox(src):
 def read_grid(path: str | Path):
     """The grid (``odc.geo.geobox.GeoBox``) of a raster file, without reading its pixels."""
     path = Path(path)
-    with _open(path) as src:
+    with _reading(path) as src:
         return _geobox(src)
 
 
 def band_count(path: str | Path) -> int:
     """How many bands a raster file has."""
-    with _open(Path(path)) as src:
+    with _reading(Path(path)) as src:
         return src.count
 
 
@@ -120,14 +146,14 @@ def read_single_band(path: str | Path, *, band: int | None = None, name: str | N
     Raises
     ------
     AssetReadError
-        The file is missing or not a raster.
+        The file is missing, not a raster, or damaged (e.g. truncated: its pixels cannot be read).
     DownscaleInputError
         The file has several bands and ``band`` is not given, or ``band`` is out of range.
     """
     from odc.geo.xr import xr_coords
 
     path = Path(path)
-    with _open(path) as src:
+    with _reading(path) as src:  # the pixels are read (src.read) inside: a truncated file fails here
         if band is None:
             if src.count != 1:
                 raise DownscaleInputError(

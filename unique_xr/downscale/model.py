@@ -2,7 +2,8 @@
 
 A model folder holds ``weights.pt`` (the EMA weights), ``card.json`` (configuration,
 normalisation, scheme, training record) and, while training, ``checkpoint.pt`` (weights,
-EMA, optimiser, step and random state) from which :func:`train` resumes. Everything here works
+EMA, optimiser, step and random state: tensors and plain values only) with
+``checkpoint.json`` (its SHA-256), from which :func:`train` resumes. Everything here works
 on numpy arrays and torch tensors; the xarray side is :mod:`unique_xr.downscale.api`.
 """
 
@@ -24,7 +25,7 @@ from unique_xr._files import read_model_folder, write_atomic, write_model_folder
 from unique_xr._optional import import_optional
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation
 from unique_xr.downscale.config import SCHEMES, DownscaleConfig
-from unique_xr.errors import UniqueXrError
+from unique_xr.errors import ModelFolderError
 
 torch = import_optional("torch", purpose="diffusion downscaling")
 
@@ -34,10 +35,10 @@ from unique_xr.downscale.net import ConditionalUNet, count_parameters  # noqa: E
 CARD = "card.json"
 WEIGHTS = "weights.pt"
 CHECKPOINT = "checkpoint.pt"
-
-
-class ModelFolderError(UniqueXrError, FileNotFoundError):
-    """A model folder is missing, incomplete or damaged."""
+#: The SHA-256 of ``checkpoint.pt``, written after it; a checkpoint without a matching record is not loaded.
+CHECKPOINT_RECORD = "checkpoint.json"
+#: What a checkpoint holds (tensors, and dicts/lists of numbers and strings: loadable with ``weights_only=True``).
+_CHECKPOINT_KEYS = ("net", "ema", "opt", "sched", "gen", "step", "losses", "describe")
 
 
 def resolve_device(device: str | None) -> str:
@@ -135,7 +136,7 @@ class Downscaler:
         """A :data:`unique_xr.downscale.tiling.SampleFn` running this network on ``device``."""
         self.to(device)
         self.net.eval()
-        steps = steps or self.config.sample_steps
+        steps = self.config.sample_steps if steps is None else steps
         sampler = sampler or self.config.sampler
         dev = self._device
 
@@ -219,7 +220,7 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
     if resume:
         if ckpt is None or not ckpt.is_file():
             raise ModelFolderError(f"resume=True but there is no checkpoint at {ckpt}; start without resume.")
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = read_checkpoint(ckpt, device=device)
         if _resumable(state["describe"]) != _resumable(model.describe()):
             raise DownscaleInputError("The checkpoint was written for another configuration or other data; "
                                       "start without resume or use the same inputs and options.")
@@ -255,17 +256,16 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
         if bar is not None:
             bar.update(1)
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step in (end, cfg.train_steps)):
-            buf = io.BytesIO()
-            torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "gen": gen.get_state(), "step": step, "losses": losses,
-                        "describe": model.describe()}, buf)
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(ckpt, buf.getvalue())
+            write_checkpoint(ckpt, {"net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                                    "sched": sched.state_dict(), "gen": gen.get_state(), "step": step,
+                                    "losses": losses, "describe": model.describe()})
     if bar is not None:
         bar.close()
     if step < cfg.train_steps:
         return model
-    model.net = ema if cfg.train_steps else net
+    if step < 1:  # DownscaleConfig refuses train_steps < 1; an untrained network is never written as a model
+        raise DownscaleInputError(f"Training ran {step} steps; a model needs at least one (train_steps >= 1).")
+    model.net = ema
     model.net.eval()
     window = losses[-max(1, len(losses) // 10):]
     model.card.update({"training": {"steps": step, "patches": int(data.shape[0]), "patch": cfg.patch,
@@ -276,6 +276,65 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
     if out is not None:
         model.save(out)
     return model
+
+
+def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path``, then its SHA-256 to ``checkpoint.json`` beside it (both atomically)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    blob = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, blob)
+    record = {"file": path.name, "sha256": hashlib.sha256(blob).hexdigest(), "step": int(state["step"])}
+    write_atomic(path.with_name(CHECKPOINT_RECORD), (json.dumps(record, indent=2) + "\n").encode())
+
+
+def read_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
+    """The state :func:`write_checkpoint` wrote, checked against its record and loaded as tensors only.
+
+    A checkpoint is code-free data: it is loaded with ``torch.load(weights_only=True)``, which
+    refuses a pickle that would import or call anything (a crafted file in a model folder
+    someone was sent), and only after its bytes match the SHA-256 recorded beside it.
+
+    Raises
+    ------
+    ModelFolderError
+        The record is missing or unreadable, the checksum does not match, or the file holds
+        anything but tensors and plain values.
+    """
+    record_path = path.with_name(CHECKPOINT_RECORD)
+    fresh = "Delete it and fit again without resume (resume=False; CLI: drop --resume)."
+    if not record_path.is_file():
+        raise ModelFolderError(
+            f"{path} has no checksum record {record_path.name} beside it, so it cannot be checked and is not "
+            f"loaded (a checkpoint of an older unique_xr, or a file that was not written by fit). {fresh}")
+    try:
+        expected = json.loads(record_path.read_text())["sha256"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise ModelFolderError(f"{record_path} is not a checkpoint record ({type(err).__name__}: {err}); "
+                               f"the checkpoint is not loaded. {fresh}") from err
+    blob = path.read_bytes()
+    seen = hashlib.sha256(blob).hexdigest()
+    if seen != expected:
+        raise ModelFolderError(
+            f"{path} does not match the SHA-256 in {record_path.name} (file {seen[:12]}..., record "
+            f"{str(expected)[:12]}...): it is damaged, was replaced, or the run was killed while writing it. "
+            f"It is not loaded. {fresh}")
+    try:
+        state = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+    except Exception as err:  # UnpicklingError (code in the pickle), RuntimeError (not a torch zip), ...
+        why = next((ln.strip().split(". Please")[0] for ln in str(err).splitlines() if "Unsupported" in ln),
+                   f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        raise ModelFolderError(
+            f"{path} is not a checkpoint of tensors and plain values, so it is not loaded: "
+            f"torch.load with weights_only=True refused it ({why}). "
+            "A file that asks to import or call code was not written by unique_xr: do not load it by other "
+            f"means unless you trust its source. {fresh}") from err
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing or not isinstance(state["step"], int) or not isinstance(state["describe"], dict):
+        raise ModelFolderError(f"{path} lacks {missing or ['an integer step and a describe dict']} of a downscaling "
+                               f"checkpoint; it is not loaded. {fresh}")
+    return state
 
 
 def _resumable(describe: dict[str, Any]) -> dict[str, Any]:

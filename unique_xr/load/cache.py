@@ -1,10 +1,17 @@
 """A Zarr v3 cache for any stage of the pipeline: chunk-aligned, CF-attributed, never half-written.
 
-:func:`to_zarr` writes into a hidden sibling directory (``.<name>.partial-<id>``), marks the store
-complete only once every chunk is written, and then renames it into place. A write that fails
-(a task raising midway, a full disk, Ctrl-C) removes the partial directory and re-raises, so the
-target path either holds a complete store or nothing. :func:`open_zarr` refuses stores without
-the completion mark.
+:func:`to_zarr` writes into a hidden sibling directory (``.<name>.partial-<token>-<pid>-<host>``),
+sets the completion mark ``unique_xr_complete`` only once every chunk is written, and then renames
+the store into place. The mark records the run that wrote the store and, per array, the number of
+chunk files and their total size (layout in :mod:`unique_xr.load._store_integrity`). A write that
+fails (a task raising midway, a full disk, Ctrl-C) removes the partial directory and re-raises, so
+the target path either holds a complete store or nothing; with ``mode="w-"`` a store that another
+writer renamed into place first is never replaced.
+
+:func:`open_zarr` refuses stores without the mark, with a mark of an older layout, whose chunk
+files differ from the mark's listing (deleted, truncated, added), or written by another run than
+the one asked for. Both functions first call :func:`recover`, which puts back the store of a writer
+killed between its renames and deletes the hidden folders of writers that no longer run.
 
 Chunks: every Dask chunk becomes exactly one Zarr chunk (encoding chunks = Dask chunks), so
 parallel writes never touch the same Zarr chunk; irregular Dask chunks are first made regular.
@@ -15,33 +22,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import xarray as xr
 
 from unique_xr.errors import CacheError
+from unique_xr.load._store_integrity import (
+    COMPLETE_ATTR,
+    RUN_ATTR,
+    check_store,
+    install,
+    make_mark,
+    recover,
+    writer_folder,
+)
+from unique_xr.load._store_integrity import local_path as _local_path
 from unique_xr.schema import validate_cube
 
-__all__ = ["to_zarr", "open_zarr", "COMPLETE_ATTR"]
+__all__ = ["to_zarr", "open_zarr", "recover", "COMPLETE_ATTR", "RUN_ATTR"]
 
-#: Root attribute set, last, on a store whose write finished.
-COMPLETE_ATTR = "unique_xr_complete"
 CONVENTIONS = "CF-1.10"
-
-
-def _local_path(store: str | os.PathLike) -> Path:
-    text = os.fspath(store)
-    if "://" in text:
-        raise CacheError(
-            f"unique_xr's Zarr cache needs a local path (it renames a finished store into place), got {text!r}. "
-            "For object storage write with xarray's Dataset.to_zarr directly."
-        )
-    return Path(text).expanduser().absolute()
 
 
 def _regular(chunks: tuple[int, ...]) -> int | None:
@@ -86,7 +89,7 @@ def _prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> xr.Dataset:
     return ds
 
 
-def _provenance(ds: xr.Dataset, attrs: Mapping[str, Any] | None, target: Path) -> dict[str, Any]:
+def _provenance(ds: xr.Dataset, attrs: Mapping[str, Any] | None, target: Path, run: str | None) -> dict[str, Any]:
     import unique_xr
     from unique_xr.grid import GridSpec
 
@@ -102,6 +105,9 @@ def _provenance(ds: xr.Dataset, attrs: Mapping[str, Any] | None, target: Path) -
     except Exception:  # noqa: BLE001 - no grid (e.g. a reanalysis stage): the attribute is optional
         out.pop("unique_xr_grid", None)
     out.pop(COMPLETE_ATTR, None)
+    out.pop(RUN_ATTR, None)  # a copied run token would name a run that did not write this store
+    if run is not None:
+        out[RUN_ATTR] = run
     return out
 
 
@@ -149,6 +155,7 @@ def to_zarr(
     overwrite: bool = False,
     chunks: Mapping[str, int] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    run: str | None = None,
 ) -> Path:
     """Write a cube to a Zarr v3 store atomically, chunk-aligned and with CF attributes.
 
@@ -160,7 +167,9 @@ def to_zarr(
     store
         Local directory path of the store to create.
     mode
-        ``"w-"`` (default) fails if ``store`` exists; ``"w"`` replaces it (only if it is a Zarr store).
+        ``"w-"`` (default) fails if ``store`` exists, also when another writer renames its store into
+        place while this one writes. ``"w"`` replaces it (only if it is a Zarr store); when writers
+        race, the last one to finish wins and the replacement is logged.
     overwrite
         Same as ``mode="w"``.
     chunks
@@ -168,18 +177,34 @@ def to_zarr(
         regular if they are not); numpy-backed variables get Dask's ``"auto"`` chunks.
     attrs
         Extra global attributes.
+    run
+        Token of the run (job) writing the store, recorded in the completion mark and as the global
+        attribute ``unique_xr_run``; ``open_zarr(..., run=...)`` then refuses stores of other runs.
 
     Returns
     -------
     pathlib.Path
         The absolute path of the written store.
 
+    Raises
+    ------
+    CacheError
+        ``store`` exists (``mode="w-"``) or another writer created it meanwhile, ``store`` is not a
+        Zarr store (``mode="w"``), or ``store`` is not a local path.
+
     Notes
     -----
     Global attributes added: ``Conventions = "CF-1.10"``, ``unique_xr_version``, a ``history`` line,
-    ``unique_xr_grid`` (the :class:`~unique_xr.grid.GridSpec` as JSON, when the cube has one) and
-    ``unique_xr_complete``, set last. Variable attributes (``units``, ``grid_mapping``...) and the
-    ``spatial_ref`` grid-mapping coordinate are written as they are.
+    ``unique_xr_grid`` (the :class:`~unique_xr.grid.GridSpec` as JSON, when the cube has one),
+    ``unique_xr_run`` (when ``run`` is given; an inherited one is dropped otherwise) and, set last,
+    the completion mark ``unique_xr_complete``::
+
+        {"format": 1, "run": run, "arrays": {name: {"chunks": n_files, "bytes": total_size}, ...}}
+
+    listing, for every array, the chunk files the finished store holds (Zarr skips chunks that
+    hold only the fill value, so the listing is read from the disk). Variable attributes (``units``,
+    ``grid_mapping``...) and the ``spatial_ref`` grid-mapping coordinate are written as they are.
+    Before writing, :func:`recover` cleans up after killed writers of ``store``.
 
     Examples
     --------
@@ -194,9 +219,13 @@ def to_zarr(
     """
     if mode not in ("w-", "w"):
         raise ValueError(f"mode must be 'w-' (fail if the store exists) or 'w' (replace it), got {mode!r}.")
+    if run is not None and not (isinstance(run, str) and run):
+        raise ValueError(f"run must be a non-empty string (the run's token), got {run!r}.")
     replace = overwrite or mode == "w"
     target = _local_path(store)
     validate_cube(ds, static="time" not in ds.dims)
+    recover(target)
+    replaced = None  # the inode of the store this write replaces
     if target.exists():
         if not replace:
             raise CacheError(
@@ -208,32 +237,30 @@ def to_zarr(
                 f"Refusing to overwrite {str(target)!r}: it exists but is not a Zarr store. Remove it yourself "
                 "or choose another path."
             )
+        replaced = target.stat().st_ino
     prepared = _prepare(ds, chunks)
-    prepared.attrs = _provenance(ds, attrs, target)
+    prepared.attrs = _provenance(ds, attrs, target, run)
     target.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:12]
-    partial = target.with_name(f".{target.name}.partial-{token}")
-    old = target.with_name(f".{target.name}.old-{token}")
+    partial = writer_folder(target, "partial")
     try:
         _compute_quietly(prepared.to_zarr(partial, mode="w-", zarr_format=3, consolidated=False, compute=False))
         import zarr
 
         group = zarr.open_group(partial, mode="r+", zarr_format=3)
-        group.attrs[COMPLETE_ATTR] = True  # last: only a finished store carries it
-        if target.exists():
-            os.replace(target, old)
-        os.replace(partial, target)
+        group.attrs[COMPLETE_ATTR] = make_mark(partial, run=run)  # last: only a finished store carries it
+        install(partial, target, replace=replace, replaced=replaced)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
-        if old.exists() and not target.exists():
-            os.replace(old, target)  # put the previous store back
         raise
-    shutil.rmtree(old, ignore_errors=True)
     return target
 
 
-def open_zarr(store: str | os.PathLike, *, chunks: Any = None) -> xr.Dataset:
-    """Open a cache written by :func:`to_zarr`, lazily (Dask-backed).
+def open_zarr(store: str | os.PathLike, *, chunks: Any = None, run: str | None = None) -> xr.Dataset:
+    """Open a cache written by :func:`to_zarr`, lazily (Dask-backed), after checking it is intact.
+
+    :func:`recover` runs first (a store whose writer was killed between its renames is put back).
+    The chunk files on disk are then compared with the listing in the completion mark: their
+    number and total size per array, by listing files only (no chunk is read).
 
     Parameters
     ----------
@@ -242,13 +269,19 @@ def open_zarr(store: str | os.PathLike, *, chunks: Any = None) -> xr.Dataset:
     chunks
         Dask chunks. Default ``{}``: exactly the stored Zarr chunks (which equal the Dask chunks
         the cube was written with). ``"auto"`` lets Dask pick multiples of them.
+    run
+        Token of the run the store must come from (as passed to ``to_zarr(..., run=...)``).
+        Default: accept a store of any run.
 
     Raises
     ------
     CacheError
-        No store at ``store``, not a Zarr v3 store, or an incomplete store.
+        No store at ``store``, not a Zarr v3 store, an incomplete store, a store with the old
+        completion mark (``True``, which cannot be verified), a damaged store (chunk files deleted,
+        truncated or added after the write), or a store written by another run than ``run``.
     """
     path = _local_path(store)
+    recover(path)
     if not path.exists():
         raise CacheError(
             f"No Zarr cache at {str(path)!r}. Write it first with unique_xr.to_zarr(ds, {str(path)!r}), "
@@ -259,15 +292,10 @@ def open_zarr(store: str | os.PathLike, *, chunks: Any = None) -> xr.Dataset:
             f"{str(path)!r} is not a Zarr v3 store (no zarr.json). unique_xr caches are written with "
             "unique_xr.to_zarr; rewrite it with overwrite=True."
         )
+    check_store(path, run=run)
     try:
         ds = xr.open_zarr(path, zarr_format=3, consolidated=False, chunks={} if chunks is None else chunks)
     except Exception as err:  # noqa: BLE001 - any read failure of a cache is a cache problem
         raise CacheError(f"Could not open the Zarr cache at {str(path)!r}: {err}. Rewrite it with overwrite=True.") from err
-    if not bool(np.asarray(ds.attrs.get(COMPLETE_ATTR, False))):
-        raise CacheError(
-            f"The Zarr store at {str(path)!r} is incomplete: it lacks the '{COMPLETE_ATTR}' mark that "
-            "unique_xr.to_zarr sets after the last chunk is written (an interrupted write, or a store made by "
-            "another tool). Delete it and write it again with unique_xr.to_zarr(..., overwrite=True)."
-        )
     ds.attrs.pop(COMPLETE_ATTR, None)
     return ds

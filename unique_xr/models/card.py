@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from unique_xr._files import write_atomic
 from unique_xr.errors import SpecError
 
 __all__ = ["CARD_FILE", "ModelCard", "library_versions"]
@@ -60,6 +61,9 @@ class ModelCard:
         Cross-validation scheme and summary scores (LightGBM and every baseline, same rows).
     feature_importance
         Total gain per feature of the final model.
+    model_sha256
+        SHA-256 of ``model.txt``, checked before LightGBM parses the file (a damaged file can crash
+        LightGBM's parser in native code). Set by :meth:`GppModel.save`.
     """
 
     kind: str
@@ -76,6 +80,7 @@ class ModelCard:
     baselines: dict[str, Any] = field(default_factory=dict)
     feature_importance: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=library_versions)
+    model_sha256: str | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     card_version: int = CARD_VERSION
 
@@ -88,7 +93,7 @@ class ModelCard:
 
     def save(self, directory: str | os.PathLike) -> Path:
         path = Path(directory) / CARD_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n")
+        write_atomic(path, (json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n").encode())
         return path
 
     @classmethod

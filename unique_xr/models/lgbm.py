@@ -20,6 +20,7 @@ Early stopping
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import warnings
@@ -32,12 +33,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from unique_xr._files import write_atomic, write_csv
 from unique_xr._optional import import_optional
-from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.errors import MissingVariableError, ModelFolderError, SpecError
 from unique_xr.models import baselines as bl
 from unique_xr.models import cv
 from unique_xr.models import scores as scoring
-from unique_xr.models.card import ModelCard, library_versions
+from unique_xr.models.card import CARD_FILE, ModelCard, library_versions
 from unique_xr.models.features import (
     INPUTS,
     RECIPES,
@@ -411,11 +413,12 @@ class GppModel:
         return out
 
     def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``model.txt``, then ``model_card.json`` with the model's SHA-256 (the card last)."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / (MODEL_FILE + ".tmp")
-        self.booster.save_model(str(tmp))
-        tmp.replace(path / MODEL_FILE)
+        text = self.booster.model_to_string().encode()
+        self.card.model_sha256 = hashlib.sha256(text).hexdigest()
+        write_atomic(path / MODEL_FILE, text)
         self.card.save(path)
         return path
 
@@ -460,14 +463,52 @@ def features_emptied_by(recipe: Recipe, absent: tuple[str, ...]) -> set[str]:
     return {f for f in recipe.features if bool(feats[f].isnull().all())}
 
 
+#: How a complete LightGBM model text ends (after its parameters block).
+_MODEL_TEXT_END = "end of parameters"
+
+
+def _checked_model_text(model_path: Path, card: ModelCard) -> str:
+    """The text of ``model.txt``, checked before LightGBM parses it.
+
+    LightGBM's parser runs in native code and a truncated file can crash the process instead of
+    raising, so the text must match the SHA-256 in the card. Cards written before checksums were
+    recorded get a structural check instead: the text must run to LightGBM's closing parameters block.
+    """
+    blob = model_path.read_bytes()
+    if card.model_sha256 is not None:
+        seen = hashlib.sha256(blob).hexdigest()
+        if seen != card.model_sha256:
+            raise ModelFolderError(
+                f"{model_path} does not match the checksum in its {CARD_FILE} (sha256 {seen[:12]}..., recorded "
+                f"{card.model_sha256[:12]}...): the file is damaged or was replaced. Retrain the model or restore "
+                "the folder; unique_xr does not hand an unchecked model file to LightGBM."
+            )
+    try:
+        text = blob.decode()
+    except UnicodeDecodeError as err:
+        raise ModelFolderError(f"{model_path} is not LightGBM model text ({err}): the file is damaged.") from err
+    if not text.startswith("tree") or _MODEL_TEXT_END not in text[-4096:]:
+        raise ModelFolderError(
+            f"{model_path} is not a complete LightGBM model ({len(blob)} bytes; it should start with 'tree' and "
+            f"end with the '{_MODEL_TEXT_END}' block): the file is truncated or damaged. Retrain the model or "
+            "restore the folder."
+        )
+    return text
+
+
 def load_model(directory: str | os.PathLike) -> GppModel:
     """Load a model directory written by ``unique-xr train`` / :meth:`GppModel.save`."""
     lgb = import_optional("lightgbm", purpose="loading GPP models")
     card = ModelCard.load(directory)
     model_path = Path(directory) / MODEL_FILE
     if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path} is missing: the model directory is incomplete; retrain it.")
-    booster = lgb.Booster(model_file=str(model_path))
+        raise ModelFolderError(f"{model_path} is missing: the model directory is incomplete; retrain it.")
+    text = _checked_model_text(model_path, card)
+    try:
+        booster = lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as err:
+        raise ModelFolderError(f"LightGBM cannot read {model_path} ({err}): the file is damaged. Retrain the model "
+                               "or restore the folder.") from err
     if list(booster.feature_name()) != card.feature_names:
         raise SpecError(
             f"{model_path} and its model card disagree on the features ({booster.feature_name()} vs "
@@ -493,11 +534,14 @@ class TrainResult:
     def save(self, directory: str | os.PathLike) -> Path:
         """Model, card, ``cv_scores.csv`` and ``cv_predictions.csv.gz`` into ``directory``."""
         path = self.model.save(directory)
-        if self.scores is not None:
-            self.scores.to_csv(path / "cv_scores.csv", index=False, float_format="%.4f")
-        if self.oof is not None:
-            oof = self.oof.assign(date=pd.to_datetime(self.oof["date"]).dt.strftime("%Y-%m-%d"))
-            oof.to_csv(path / "cv_predictions.csv.gz", index=False, float_format="%.4f")
+        written = {"cv_scores.csv": self.scores, "cv_predictions.csv.gz": self.oof}
+        for name, frame in written.items():
+            if frame is None:  # e.g. folds=0: no file is better than one from an earlier training
+                (path / name).unlink(missing_ok=True)
+                continue
+            if "date" in frame.columns:
+                frame = frame.assign(date=pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d"))
+            write_csv(frame, path / name, float_format="%.4f")
         return path
 
 

@@ -162,21 +162,22 @@ def _matches_query(item: Mapping[str, Any], query: Mapping[str, Any] | None) -> 
     return True
 
 
+def matches(item: Mapping[str, Any], spec: SearchSpec) -> bool:
+    """Whether an item (as a dict) answers ``spec``: its collection, dates, area and ``query``.
+
+    The rule a local catalog is filtered by, and the check cached API results must pass again.
+    """
+    return (item.get("collection") == spec.collection_id and _matches_time(item, spec)
+            and _matches_bbox(item, spec) and _matches_query(item, spec.query))
+
+
 def search_local(spec: SearchSpec) -> list[dict[str, Any]]:
     if spec.filter is not None:
         raise SpecError(
             "A CQL2 filter= is only supported against a STAC API; for a local catalog use query= "
             "(e.g. {'eo:cloud_cover': {'lt': 20}})."
         )
-    cid = spec.collection_id
-    found = [
-        item
-        for item in read_local_items(spec.provider)
-        if item.get("collection") == cid
-        and _matches_time(item, spec)
-        and _matches_bbox(item, spec)
-        and _matches_query(item, spec.query)
-    ]
+    found = [item for item in read_local_items(spec.provider) if matches(item, spec)]
     found = _sorted({item["id"]: item for item in found}.values())  # a folder may hold an item twice
     return found[: spec.max_items] if spec.max_items else found
 

@@ -20,6 +20,7 @@ so the Dask graph holds unsigned, token-free URLs that do not expire.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -34,6 +35,7 @@ from unique_xr.search.local import (
     _item_interval,
     _nominal_day_in_range,
     _sorted,
+    matches,
     read_local_items,
     search_local,
 )
@@ -225,10 +227,16 @@ def _read_cache(path: Path, spec: SearchSpec) -> pystac.ItemCollection | None:
         stored = data.get("unique_xr:search")
         if not isinstance(stored, dict) or SearchSpec.from_dict(stored).token != spec.token:
             raise ValueError("the stored search spec does not match this query")
-        result = pystac.ItemCollection.from_dict(data, preserve_dict=False)
-        if len(result) == 0:
+        features = data.get("features")
+        if not features:
             raise ValueError("it holds no items")
-        return result
+        if data.get(_CACHE_SHA256) != _features_sha256(features):
+            raise ValueError("its items do not match the checksum stored with them (edited or damaged)")
+        # the checks the live search applies, again: a cache entry must answer the query it is filed under
+        wrong = [d.get("id") for d in features if not matches(d, spec)]
+        if wrong:
+            raise ValueError(f"items {wrong[:3]} do not answer the query (collection, bbox, dates or query)")
+        return pystac.ItemCollection.from_dict(data, preserve_dict=False)
     except Exception as err:  # any unreadable entry is a miss, never a failure
         warnings.warn(
             f"Ignoring the corrupt search cache file {path} ({type(err).__name__}: {err}); "
@@ -239,9 +247,19 @@ def _read_cache(path: Path, spec: SearchSpec) -> pystac.ItemCollection | None:
         return None
 
 
+#: Key of the cache file's checksum of its items, checked on every read.
+_CACHE_SHA256 = "unique_xr:sha256"
+
+
+def _features_sha256(features: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(features, sort_keys=True).encode()).hexdigest()
+
+
 def _write_cache(path: Path, items: pystac.ItemCollection) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(items.to_dict(transform_hrefs=False)).encode())  # a reader never sees half a file
+    data = items.to_dict(transform_hrefs=False)
+    data[_CACHE_SHA256] = _features_sha256(data["features"])
+    write_atomic(path, json.dumps(data).encode())  # a reader never sees half a file
 
 
 # ------------------------------------------------------------------------------- messages

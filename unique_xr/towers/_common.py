@@ -6,8 +6,10 @@ Nothing here is public API; :mod:`unique_xr.towers` re-exports :class:`TowerData
 
 from __future__ import annotations
 
+import gzip
 import os
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -56,9 +58,23 @@ def read_csv(path: Path, **kwargs) -> pd.DataFrame:
     kwargs.setdefault("keep_default_na", True)
     kwargs.setdefault("low_memory", False)
     try:
-        return pd.read_csv(path, **kwargs)
-    except UnicodeDecodeError:
-        return pd.read_csv(path, encoding="latin-1", **kwargs)
+        try:
+            return pd.read_csv(path, **kwargs)
+        except UnicodeDecodeError:
+            return pd.read_csv(path, encoding="latin-1", **kwargs)
+    except pd.errors.EmptyDataError as err:
+        raise TowerDataError(f"{path} is empty ({_size(path)}, no header line): expected a CSV table with a "
+                             "header. Check the file, or write it again.") from err
+    except (pd.errors.ParserError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise TowerDataError(f"{path} cannot be parsed as a CSV table ({_size(path)}): {err}. The file is damaged "
+                             "or truncated (a partial download or copy?); fetch or write it again.") from err
+
+
+def _size(path: Path) -> str:
+    try:
+        return f"{Path(path).stat().st_size} bytes"
+    except OSError:
+        return "size unknown"
 
 
 def read_header(path: Path) -> list[str]:
@@ -82,7 +98,13 @@ def read_table(path: Path) -> pd.DataFrame:
     """A Parquet file (needs pyarrow) or a CSV, by suffix."""
     if is_parquet(path):
         import_optional("pyarrow", purpose="reading Parquet tower tables")
-        return pd.read_parquet(path)
+        import pyarrow
+
+        try:
+            return pd.read_parquet(path)
+        except (pyarrow.ArrowException, OSError) as err:
+            raise TowerDataError(f"{path} cannot be read as a Parquet table ({_size(path)}): {err}. The file is "
+                                 "damaged or truncated; fetch or write it again.") from err
     return read_csv(path)
 
 

@@ -106,6 +106,9 @@ def read_tower_table(path: str | os.PathLike) -> pd.DataFrame:
     """
     p = as_path(path)
     df = read_table(p) if is_parquet(p) else read_csv(p, dtype={"date": "string"})
+    if df.empty:
+        raise TowerDataError(f"{p} has a header but no rows (columns: {list(df.columns)[:12]}): there is nothing "
+                             "to read. Check that the file was written completely.")
     layout = _layout(list(df.columns))
     if layout == "mlflx_pmodel_outputs":
         df = df.rename(columns={"gpp": "gpp_obs", "mod": "gpp_pmodel"})

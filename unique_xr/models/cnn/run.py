@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unique_xr._files import write_atomic
+from unique_xr._files import write_csv as write_csv_file
 from unique_xr.errors import SpecError
 from unique_xr.models.cnn.featuremap import (
     FeatureMaps,
@@ -121,7 +121,4 @@ def score_model(model: AnnualCNN, path: str | os.PathLike, *, missing: Sequence[
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` as CSV atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, frame.to_csv(index=False, float_format="%.3f").encode())
-    return path
+    return write_csv_file(frame, path, float_format="%.3f")
