@@ -17,8 +17,12 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or an interrupt leaves no temporary file behind
+        raise
 
 
 def write_csv(frame, path: str | os.PathLike, *, float_format: str | None = None) -> Path:
@@ -79,8 +83,8 @@ def read_model_folder(path: str | os.PathLike, *, card_name: str, weights_name: 
                       what: str, hint: str = "") -> tuple[dict, bytes]:
     """Read and check a folder written by :func:`write_model_folder`: ``(card, weights)``.
 
-    Raises ``error`` naming the files found when the folder is incomplete, and when the weights
-    do not match the checksum in the card (a damaged or swapped file).
+    Raises ``error`` naming the files found when the folder is incomplete, when the card records no
+    checksum, and when the weights do not match it (a damaged or swapped file).
     """
     path = Path(path)
     if not (path / card_name).is_file() or not (path / weights_name).is_file():
@@ -90,11 +94,32 @@ def read_model_folder(path: str | os.PathLike, *, card_name: str, weights_name: 
         card = json.loads((path / card_name).read_text())
     except json.JSONDecodeError as err:
         raise error(f"{path / card_name} is not valid JSON ({err}): the folder is damaged. Retrain or restore it.") from err
+    if not isinstance(card, dict) or not card.get("weights_sha256"):
+        raise error(f"{path / card_name} records no checksum of {weights_name} (weights_sha256), so the weights "
+                    "cannot be checked and are not loaded: the card was edited or not written by unique_xr. Retrain "
+                    "or restore the folder.")
     blob = (path / weights_name).read_bytes()
-    if card.get("weights_sha256") and hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
+    if hashlib.sha256(blob).hexdigest() != card["weights_sha256"]:
         raise error(f"{path / weights_name} does not match the checksum in {card_name}: the file is damaged. "
                     "Retrain or restore it.")
     return card, blob
+
+
+def load_tensors(blob: bytes, path: str | os.PathLike, *, error: type[Exception]):
+    """``torch.load`` of checked weights, tensors only (``weights_only=True``: nothing is imported or run).
+
+    Any failure (not a torch file, a pickle that asks for code) becomes ``error`` naming ``path``.
+    """
+    import io
+
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - RuntimeError (not a torch zip), UnpicklingError (code), ...
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise error(f"{path} cannot be read as tensors ({type(err).__name__}: {first}); it is not loaded. "
+                    "Retrain or restore the folder.") from err
 
 
 def _jsonable(value):

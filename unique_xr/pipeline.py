@@ -534,7 +534,7 @@ def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str 
 
     from unique_xr._files import ensure_folder
     from unique_xr.load.cache import open_zarr
-    from unique_xr.models.lgbm import load_model
+    from unique_xr.models.card import ModelCard
     from unique_xr.sample import (
         SAMPLE_MISSING_INPUTS,
         sample_downscaler,
@@ -556,7 +556,7 @@ def run_demo(out_dir: str | Path = "demo_output", *, seed: int = 0, engine: str 
         from unique_xr.downscale import load_downscaler
 
         downscaler = load_downscaler(sample_downscaler())
-    run = tokenize("unique_xr.run_demo", spec, seed, *(load_model(m).card.model_sha256 for m in models.values()),
+    run = tokenize("unique_xr.run_demo", spec, seed, *(ModelCard.load(m).model_sha256 for m in models.values()),
                    downscaler.token if downscaler is not None else None)
     layer = run_data_layer(spec, out / "cube", overwrite=overwrite, progress=progress, run=run)
     cubes = {name: open_zarr(path, run=run) for name, path in layer.stores.items()}

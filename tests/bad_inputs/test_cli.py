@@ -76,13 +76,13 @@ CASES: dict[str, Callable[..., tuple[list[str], tuple[str, ...]]]] = {
         ("empty.csv is empty",)),
     "downscale fit": lambda f, **_: (
         ["downscale", "fit", "--coarse", str(_truncated_geotiff(f)), "--fine", str(_truncated_geotiff(f)),
-         "--scheme", "s1", "--out", str(f / "d")], ("coarse.tif",)),
-    "downscale predict": lambda f, **_: (
-        ["downscale", "predict", "--model", str(f), "--coarse", str(_truncated_geotiff(f)), "--out",
-         str(f / "o.tif")], (str(f),)),
-    "downscale calibrate": lambda f, **_: (
-        ["downscale", "calibrate", "--model", str(f), "--coarse", str(_truncated_geotiff(f)), "--fine",
-         str(_truncated_geotiff(f))], (str(f),)),
+         "--scheme", "s1", "--out", str(f / "d")], ("coarse.tif", "damaged")),
+    "downscale predict": lambda f, downscaler_dir, **_: (
+        ["downscale", "predict", "--model", str(downscaler_dir), "--coarse", str(_truncated_geotiff(f)), "--out",
+         str(f / "o.tif")], ("coarse.tif", "damaged")),
+    "downscale calibrate": lambda f, downscaler_dir, **_: (
+        ["downscale", "calibrate", "--model", str(downscaler_dir), "--coarse", str(_truncated_geotiff(f)), "--fine",
+         str(_truncated_geotiff(f))], ("coarse.tif", "damaged")),
     "cnn train": lambda f, **_: (["cnn", "train", "--table", str(_empty(f)), "--out", str(f / "c")],
                                  ("empty.csv",)),
     "cnn predict": lambda f, **_: (["cnn", "predict", "--model", str(f / "none"), "--table", str(_empty(f)),
@@ -92,11 +92,20 @@ CASES: dict[str, Callable[..., tuple[list[str], tuple[str, ...]]]] = {
 }
 
 
+@pytest.fixture
+def downscaler_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped demonstration downscaler's folder."""
+    from unique_xr.sample import sample_downscaler
+
+    return Path(shutil.copytree(sample_downscaler(), tmp_path / "downscale_s2"))
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_broken_input_ends_in_one_error_line(case, tmp_path, model_dir, table_csv, tower_table):
+def test_a_broken_input_ends_in_one_error_line(case, tmp_path, model_dir, table_csv, tower_table, downscaler_dir):
     folder = tmp_path / "work"
     folder.mkdir()
-    args, words = CASES[case](folder, model_dir=model_dir, table_csv=table_csv, tower_table=tower_table)
+    args, words = CASES[case](folder, model_dir=model_dir, table_csv=table_csv, tower_table=tower_table,
+                              downscaler_dir=downscaler_dir)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), f"a traceback: {result.exception!r}\n{result.output}"

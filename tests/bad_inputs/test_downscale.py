@@ -160,6 +160,30 @@ def test_checkpoint_is_recorded_and_resume_still_works(tmp_path):
     assert resumed.card["training"]["steps"] == 4 and (folder / "weights.pt").exists()
 
 
+def test_a_kill_between_the_record_and_the_checkpoint_still_resumes(tmp_path, monkeypatch):
+    """The record is written first and keeps the checksum of the checkpoint it replaces."""
+    import unique_xr.downscale.model as model_module
+
+    folder, (coarse, fine) = _interrupted_fit(tmp_path)
+    kept = (folder / "checkpoint.pt").read_bytes()
+    real = model_module.write_atomic
+
+    def killed_at_the_checkpoint(path, data):
+        if Path(path).name == "checkpoint.pt":
+            raise KeyboardInterrupt  # the process dies after the new record, before the new checkpoint
+        real(path, data)
+
+    monkeypatch.setattr(model_module, "write_atomic", killed_at_the_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        fit(coarse, fine, scheme="s1", config=CONFIG, out=folder, resume=True, stop_after=3)
+    monkeypatch.undo()
+    record = json.loads((folder / "checkpoint.json").read_text())
+    assert record["step"] == 3 and record["previous_sha256"] == hashlib.sha256(kept).hexdigest()
+    assert (folder / "checkpoint.pt").read_bytes() == kept
+    resumed = fit(coarse, fine, scheme="s1", config=CONFIG, out=folder, resume=True)
+    assert resumed.card["training"]["steps"] == 4
+
+
 def test_resume_refuses_a_checkpoint_whose_pickle_runs_code(tmp_path):
     """The record matches (the attacker forged it too): weights_only refuses the pickle, nothing runs."""
     folder, (coarse, fine) = _interrupted_fit(tmp_path)
@@ -331,3 +355,35 @@ def test_old_card_without_ranges_skips_the_range_check_but_not_the_factor(s1_mod
     assert np.isfinite(out["gpp"].values).all()
     with pytest.raises(DownscaleInputError, match="factor"):
         downscale(coarse, model, factor=2, steps=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# model folders: weights are only read when the card's checksum vouches for them
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def sample_folder(tmp_path) -> Path:
+    from unique_xr.sample import sample_downscaler
+
+    return Path(shutil.copytree(sample_downscaler(), tmp_path / "downscale_s2"))
+
+
+def test_weights_without_a_recorded_checksum_are_not_read(sample_folder, tmp_path):
+    card = json.loads((sample_folder / "card.json").read_text())
+    card.pop("weights_sha256")
+    (sample_folder / "card.json").write_text(json.dumps(card))
+    blob = (sample_folder / "weights.pt").read_bytes()
+    (sample_folder / "weights.pt").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ModelFolderError, match="records no checksum of weights.pt"):
+        load_downscaler(sample_folder)
+    coarse = _write(tmp_path / "c.tif", np.full((8, 8), 5.0), Affine(480.0, 0, 0, 0, -480.0, 0))
+    _refused(_run("predict", "--model", sample_folder, "--coarse", coarse, "--out", tmp_path / "o.tif"),
+             "records no checksum")
+
+
+def test_a_card_that_does_not_fit_its_weights_is_a_folder_error(sample_folder):
+    card = json.loads((sample_folder / "card.json").read_text())
+    card["config"]["base_channels"] = 2 * card["config"]["base_channels"]  # an edited card
+    card["weights_sha256"] = hashlib.sha256((sample_folder / "weights.pt").read_bytes()).hexdigest()
+    (sample_folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFolderError, match="do not fit together"):
+        load_downscaler(sample_folder)

@@ -68,10 +68,28 @@ def test_an_edited_cache_entry_is_not_returned(stac_api, tmp_path, edit, reseal)
     assert "attacker" not in entry.read_text()  # and the entry was rewritten from the API's answer
 
 
-def test_an_untouched_cache_entry_answers_without_the_api(stac_api, tmp_path, recwarn):
+def test_an_untouched_cache_entry_answers_without_the_api(stac_api, tmp_path, recwarn, monkeypatch):
+    import unique_xr.search.stac as stac
+
     cache = tmp_path / "cache"
     first = search("mcd43a4", bbox=FIJI, datetime=MONTH, provider=stac_api, cache_dir=cache)
-    # the same query (same provider) is answered from the cache: no warning, the same items
+
+    def no_api(*args, **kwargs):
+        raise AssertionError("the API was asked although the cache holds the answer")
+
+    monkeypatch.setattr(stac, "_search_api", no_api)
     again = search("mcd43a4", bbox=FIJI, datetime=MONTH, provider=stac_api, cache_dir=cache)
-    assert [i.id for i in again] == [i.id for i in first]
+    assert [i.to_dict(transform_hrefs=False) for i in again] == [i.to_dict(transform_hrefs=False) for i in first]
     assert not [w for w in recwarn if "search cache" in str(w.message)]
+
+
+def test_a_cache_entry_of_an_older_version_is_searched_again_quietly(stac_api, tmp_path, recwarn):
+    cache = tmp_path / "cache"
+    search("mcd43a4", bbox=FIJI, datetime=MONTH, provider=stac_api, cache_dir=cache)
+    (entry,) = cache.glob("*.json")
+    data = json.loads(entry.read_text())
+    del data[_CACHE_SHA256]  # as written before checksums were stored
+    entry.write_text(json.dumps(data))
+    search("mcd43a4", bbox=FIJI, datetime=MONTH, provider=stac_api, cache_dir=cache)
+    assert not [w for w in recwarn if "search cache" in str(w.message)]
+    assert _CACHE_SHA256 in json.loads(entry.read_text())  # rewritten with its checksum

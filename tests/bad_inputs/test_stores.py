@@ -96,8 +96,19 @@ def test_store_with_the_old_plain_mark_is_refused(tmp_path):
 
     path = cache.to_zarr(cube(), tmp_path / "cube.zarr")
     zarr.open_group(path, mode="r+", zarr_format=3).attrs[cache.COMPLETE_ATTR] = True  # as written before
-    with pytest.raises(CacheError, match=r"old completion mark .*cannot be checked.*overwrite=True"):
+    with pytest.raises(CacheError, match=r"old or malformed completion mark .*cannot be checked.*overwrite=True"):
         cache.open_zarr(path)
+
+
+def test_store_with_a_malformed_mark_is_refused_and_recovery_survives_it(tmp_path):
+    import zarr
+
+    path = cache.to_zarr(cube(), tmp_path / "cube.zarr")
+    group = zarr.open_group(path, mode="r+", zarr_format=3)
+    group.attrs[cache.COMPLETE_ATTR] = {"format": 1, "run": None, "arrays": {"gpp": 3}}  # an edited mark
+    with pytest.raises(CacheError, match=r"malformed completion mark"):
+        cache.open_zarr(path)
+    assert cache.recover(path) == []
 
 
 def test_mark_lists_the_chunk_files_and_skipped_fill_chunks_are_not_damage(tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unique_xr.errors import GridError, TowerDataError
+from unique_xr.errors import GridError, TowerDataError, UnitsError
 from unique_xr.grid import GridSpec
-from unique_xr.models.lgbm import load_model
+from unique_xr.models.lgbm import TrainConfig, load_model, train
 from unique_xr.towers import landsat_training_table, read_tower_table
 
 from .conftest import TOWERS
@@ -56,14 +56,18 @@ def test_join_landsat_with_an_empty_landsat_table_is_refused(landsat_rows, tower
         landsat_training_table(landsat_rows.iloc[:0], tower_table)
 
 
-def test_join_landsat_with_scaled_reflectance_names_the_units(landsat_rows, tower_table):
-    scaled = landsat_rows.copy()
-    bands = [c for c in scaled.columns if c.startswith("SR_B")]
-    scaled[bands] = scaled[bands] * 2.75e-5 - 0.2  # what a user who scaled the DN already has
-    with pytest.raises(TowerDataError, match=r"scaled reflectance.*not Collection 2 Level-2 DN.*7273") as err:
+def test_scaled_landsat_reflectance_names_the_units_at_join_and_at_training(landsat_rows, tower_table):
+    joined = landsat_training_table(landsat_rows, tower_table)  # DN as distributed: accepted
+    assert len(joined) > 20
+    bands = [c for c in landsat_rows.columns if c.startswith("SR_B")]
+    scaled = landsat_rows.assign(**{b: landsat_rows[b] * 2.75e-5 - 0.2 for b in bands})  # DN already scaled
+    with pytest.raises(UnitsError, match=r"SR_B1 .*already scaled.*DN = \(value - \(-0.2\)\) / 2.75e-05"):
         landsat_training_table(scaled, tower_table)
-    assert "DN = (reflectance - (-0.2)) / 2.75e-05" in str(err.value)
-    assert len(landsat_training_table(landsat_rows, tower_table)) > 20  # DN as distributed: accepted
+    # the tester's case: a GPP_L table with scaled reflectance trained to "0 usable rows" without a hint
+    table = joined.assign(**{b: joined[b] * 2.75e-5 - 0.2 for b in bands})
+    config = TrainConfig(kind="gpp_l", folds=0, num_boost_round=5, early_stopping_rounds=0, baselines=False)
+    with pytest.raises(UnitsError, match=r"not DN as USGS distributes them"):
+        train(table, config)
 
 
 def test_resolution_in_degrees_for_a_metric_grid_says_degrees():

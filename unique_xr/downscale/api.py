@@ -26,7 +26,7 @@ from unique_xr.downscale.conditioning import (
     upsample_bilinear,
 )
 from unique_xr.downscale.config import DownscaleConfig
-from unique_xr.downscale.ranges import check_factor, check_range, training_ranges
+from unique_xr.downscale.ranges import check_factor, check_trained_range, training_ranges
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
 
 #: Student-t quantile for the 90 % prediction interval of one new member, by ensemble size - 1.
@@ -328,9 +328,9 @@ def predict_block(
 
 def _check_ranges(coarse, aux, ranges: dict[str, Any], aux_names, *, allow: bool, where: str = "") -> None:
     """The coarse field and each auxiliary against the value ranges the model was trained on."""
-    check_range(coarse, ranges.get("coarse"), "The coarse field", allow=allow, where=where)
+    check_trained_range(coarse, ranges.get("coarse"), "The coarse field", allow=allow, where=where)
     for name, values in zip(aux_names, aux):
-        check_range(values, (ranges.get("aux") or {}).get(name), f"Auxiliary {name!r}", allow=allow, where=where)
+        check_trained_range(values, (ranges.get("aux") or {}).get(name), f"Auxiliary {name!r}", allow=allow, where=where)
 
 
 def sampling_steps(steps: int | None, model) -> int:
@@ -469,7 +469,7 @@ def downscale(
     if len(aux) != len(trained):
         raise DownscaleInputError(f"The model ({model.scheme}) was trained with {len(trained)} auxiliaries "
                                   f"{[a.name for a in trained]}; got {len(aux)}.")
-    steps = sampling_steps(steps, model) if steps is not None else None
+    steps = sampling_steps(steps, model)
     # inputs unlike the training data (unique_xr.downscale.ranges): the factor here, the values below
     check_factor(k, model.card, allow=allow_out_of_range)
     ranges = model.card.get("training_ranges")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from unique_xr._files import read_model_folder, write_atomic, write_model_folder
+from unique_xr._files import load_tensors, read_model_folder, write_atomic, write_model_folder
 from unique_xr._optional import import_optional
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation
 from unique_xr.downscale.config import SCHEMES, DownscaleConfig
@@ -95,7 +95,7 @@ class Downscaler:
         """The model of :meth:`describe` with the weights of :meth:`weights_bytes`, on the CPU, in eval mode."""
         model = cls.new(DownscaleConfig.from_dict(describe["config"]), Normalisation.from_dict(describe["normalisation"]),
                         describe["scheme"])
-        model.net.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+        model.net.load_state_dict(load_tensors(weights, WEIGHTS, error=ModelFolderError))
         model.net.eval()
         model.interval = describe.get("interval")
         return model
@@ -169,7 +169,12 @@ def load_downscaler(path: str | Path, *, device: str = "cpu") -> Downscaler:
     hint = " Training did not finish; run fit again with resume to complete it." if (path / CHECKPOINT).exists() else ""
     card, blob = read_model_folder(path, card_name=CARD, weights_name=WEIGHTS, error=ModelFolderError,
                                    what="a downscaling model folder", hint=hint)
-    model = Downscaler.from_weights(card, blob)
+    try:
+        model = Downscaler.from_weights(card, blob)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a card whose configuration does not fit
+        raise ModelFolderError(f"{path / CARD} and {path / WEIGHTS} do not fit together ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''}): the card was edited or the files "
+                               "come from different models. Retrain or restore the folder.") from err
     model.card = card
     return model.to(device)
 
@@ -263,9 +268,7 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
         bar.close()
     if step < cfg.train_steps:
         return model
-    if step < 1:  # DownscaleConfig refuses train_steps < 1; an untrained network is never written as a model
-        raise DownscaleInputError(f"Training ran {step} steps; a model needs at least one (train_steps >= 1).")
-    model.net = ema
+    model.net = ema  # at least one step ran: DownscaleConfig refuses train_steps < 1
     model.net.eval()
     window = losses[-max(1, len(losses) // 10):]
     model.card.update({"training": {"steps": step, "patches": int(data.shape[0]), "patch": cfg.patch,
@@ -279,14 +282,21 @@ def train(model: Downscaler, patches: np.ndarray, *, out: str | Path | None = No
 
 
 def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path``, then its SHA-256 to ``checkpoint.json`` beside it (both atomically)."""
+    """Write ``state`` to ``path`` with its SHA-256 recorded in ``checkpoint.json`` beside it.
+
+    The record is written first and keeps the checksum of the checkpoint it replaces
+    (``previous_sha256``), then the checkpoint (both atomically): a run killed between the two
+    still resumes, from the previous checkpoint.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
     blob = buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, blob)
-    record = {"file": path.name, "sha256": hashlib.sha256(blob).hexdigest(), "step": int(state["step"])}
+    previous = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    record = {"file": path.name, "sha256": hashlib.sha256(blob).hexdigest(), "step": int(state["step"]),
+              "previous_sha256": previous}
     write_atomic(path.with_name(CHECKPOINT_RECORD), (json.dumps(record, indent=2) + "\n").encode())
+    write_atomic(path, blob)
 
 
 def read_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
@@ -309,13 +319,15 @@ def read_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
             f"{path} has no checksum record {record_path.name} beside it, so it cannot be checked and is not "
             f"loaded (a checkpoint of an older unique_xr, or a file that was not written by fit). {fresh}")
     try:
-        expected = json.loads(record_path.read_text())["sha256"]
+        record = json.loads(record_path.read_text())
+        expected = record["sha256"]
+        accepted = {expected, record.get("previous_sha256")} - {None}  # killed between record and file: the last one
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise ModelFolderError(f"{record_path} is not a checkpoint record ({type(err).__name__}: {err}); "
                                f"the checkpoint is not loaded. {fresh}") from err
     blob = path.read_bytes()
     seen = hashlib.sha256(blob).hexdigest()
-    if seen != expected:
+    if seen not in accepted:
         raise ModelFolderError(
             f"{path} does not match the SHA-256 in {record_path.name} (file {seen[:12]}..., record "
             f"{str(expected)[:12]}...): it is damaged, was replaced, or the run was killed while writing it. "
@@ -331,7 +343,8 @@ def read_checkpoint(path: Path, *, device: str = "cpu") -> dict[str, Any]:
             "A file that asks to import or call code was not written by unique_xr: do not load it by other "
             f"means unless you trust its source. {fresh}") from err
     missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
-    if missing or not isinstance(state["step"], int) or not isinstance(state["describe"], dict):
+    if missing or not isinstance(state["step"], int) or not isinstance(state["describe"], dict) \
+            or not isinstance(state["describe"].get("config"), dict):
         raise ModelFolderError(f"{path} lacks {missing or ['an integer step and a describe dict']} of a downscaling "
                                f"checkpoint; it is not loaded. {fresh}")
     return state

@@ -2,8 +2,9 @@
 
 At fit time :func:`training_ranges` records, in the model card (``card["training_ranges"]``),
 the smallest and largest finite value of the coarse images, the fine images and each auxiliary
-layer; the nesting factor is the card's ``factor``. At prediction,
-:func:`check_range` and :func:`check_factor` refuse inputs far outside them with a
+layer (the fine range is a record for the reader; only the inputs of a prediction, the coarse
+field and the auxiliaries, are checked); the nesting factor is the card's ``factor``. At
+prediction, :func:`check_trained_range` and :func:`check_factor` refuse inputs far outside them with a
 :class:`~unique_xr.downscale.conditioning.DownscaleInputError` (or, with
 ``allow_out_of_range=True``, warn): a diffusion model extrapolates silently, so a field in the
 wrong units or at a resolution it never saw would otherwise come back as a plausible-looking map.
@@ -31,7 +32,7 @@ import numpy as np
 
 from unique_xr.downscale.conditioning import DownscaleInputError
 
-__all__ = ["MARGIN", "accepted_range", "check_factor", "check_range", "trained_factors", "training_ranges",
+__all__ = ["MARGIN", "accepted_range", "check_factor", "check_trained_range", "trained_factors", "training_ranges",
            "value_range"]
 
 #: Share of the larger of the trained span and magnitude accepted beyond either end of the trained range.
@@ -78,7 +79,7 @@ def accepted_range(trained: Sequence[float]) -> tuple[float, float]:
     return round(lo - margin, 12), round(hi + margin, 12)
 
 
-def check_range(values: Any, trained: Sequence[float] | None, what: str, *, allow: bool = False,
+def check_trained_range(values: Any, trained: Sequence[float] | None, what: str, *, allow: bool = False,
                 where: str = "") -> None:
     """Refuse (or, with ``allow``, warn about) finite ``values`` outside :func:`accepted_range` of ``trained``.
 

@@ -14,7 +14,8 @@ listing is taken from the disk after the write, not derived from the array shape
 :func:`check_store` compares the disk with the mark by listing files (no chunk is read): a chunk
 file deleted, truncated or added after the write is refused.
 
-A writer's hidden sibling folders are named ``.<store>.<kind>-<token>-<pid>-<host>``, with kind
+A writer's hidden sibling folders are named ``.<store>.<kind>-<token>-<pid>-<host>`` (the host's
+name and, on Linux, its PID namespace, so containers sharing a host name are told apart), with kind
 ``partial`` (the store being written), ``old`` (the store being replaced) or ``trash`` (being
 deleted), so that a later call can tell whether the process that made them still runs.
 :func:`recover` finishes or undoes what a killed writer left behind, and :func:`install` renames a
@@ -45,7 +46,19 @@ MARK_FORMAT = 1
 
 log = logging.getLogger("unique_xr.load.cache")
 
-_HOST = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64] or "unknown-host"
+
+
+def _host_id() -> str:
+    """This host's name and, on Linux, its PID namespace: two containers that share a host name but not
+    a process table (so cannot see each other's processes) count as different hosts."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:64] or "unknown-host"
+    try:
+        return f"{name}.ns{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return name
+
+
+_HOST = _host_id()
 _KINDS = ("partial", "old", "trash")
 _REWRITE = "Write it again with unique_xr.to_zarr(..., overwrite=True)."
 
@@ -133,7 +146,8 @@ def read_mark(path: Path) -> Any:
         raise CacheError(
             f"Could not read {str(path / 'zarr.json')!r} ({err}): the store is damaged. {_REWRITE}"
         ) from err
-    mark = metadata.get("attributes", {}).get(COMPLETE_ATTR) if isinstance(metadata, dict) else None
+    attributes = metadata.get("attributes") if isinstance(metadata, dict) else None
+    mark = attributes.get(COMPLETE_ATTR) if isinstance(attributes, dict) else None
     return mark or None
 
 
@@ -151,10 +165,12 @@ def check_store(path: Path, *, run: str | None = None) -> None:
             "unique_xr.to_zarr sets after the last chunk is written (an interrupted write, or a store made by "
             "another tool). Delete it and write it again with unique_xr.to_zarr(..., overwrite=True)."
         )
-    if not (isinstance(mark, dict) and isinstance(mark.get("format"), int) and isinstance(mark.get("arrays"), dict)):
+    if not (isinstance(mark, dict) and isinstance(mark.get("format"), int) and isinstance(mark.get("arrays"), dict)
+            and all(isinstance(v, dict) for v in mark["arrays"].values())):
         raise CacheError(
-            f"The Zarr store at {where} carries an old completion mark ({COMPLETE_ATTR}={mark!r}) that does not "
-            f"record its chunk files, so it cannot be checked for deleted or truncated chunks. {_REWRITE}"
+            f"The Zarr store at {where} carries an old or malformed completion mark ({COMPLETE_ATTR}={mark!r:.200}) "
+            f"that does not record its chunk files, so it cannot be checked for deleted or truncated chunks. "
+            f"{_REWRITE}"
         )
     if mark["format"] > MARK_FORMAT:
         raise CacheError(

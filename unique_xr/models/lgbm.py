@@ -487,7 +487,7 @@ def _checked_model_text(model_path: Path, card: ModelCard) -> str:
         text = blob.decode()
     except UnicodeDecodeError as err:
         raise ModelFolderError(f"{model_path} is not LightGBM model text ({err}): the file is damaged.") from err
-    if not text.startswith("tree") or _MODEL_TEXT_END not in text[-4096:]:
+    if not text.startswith("tree") or _MODEL_TEXT_END not in text:
         raise ModelFolderError(
             f"{model_path} is not a complete LightGBM model ({len(blob)} bytes; it should start with 'tree' and "
             f"end with the '{_MODEL_TEXT_END}' block): the file is truncated or damaged. Retrain the model or "
@@ -533,15 +533,16 @@ class TrainResult:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Model, card, ``cv_scores.csv`` and ``cv_predictions.csv.gz`` into ``directory``."""
-        path = self.model.save(directory)
+        path = Path(directory)
         written = {"cv_scores.csv": self.scores, "cv_predictions.csv.gz": self.oof}
+        for name in written:  # first: files of an earlier training never sit beside the new model
+            (path / name).unlink(missing_ok=True)
+        self.model.save(path)
         for name, frame in written.items():
-            if frame is None:  # e.g. folds=0: no file is better than one from an earlier training
-                (path / name).unlink(missing_ok=True)
-                continue
-            if "date" in frame.columns:
-                frame = frame.assign(date=pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d"))
-            write_csv(frame, path / name, float_format="%.4f")
+            if frame is not None:  # None: trained without cross-validation (folds=0)
+                if "date" in frame.columns:
+                    frame = frame.assign(date=pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d"))
+                write_csv(frame, path / name, float_format="%.4f")
         return path
 
 

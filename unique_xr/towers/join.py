@@ -362,33 +362,13 @@ def landsat_training_table(landsat: Any, daily: Any) -> pd.DataFrame:
     landsat, daily
         Paths or DataFrames from :func:`~unique_xr.towers.read_tower_table`.
     """
-    from unique_xr.towers.tables import read_tower_table
+    from unique_xr.towers.tables import check_landsat_dn, read_tower_table
 
     left = landsat if isinstance(landsat, pd.DataFrame) else read_tower_table(landsat)
     right = daily if isinstance(daily, pd.DataFrame) else read_tower_table(daily)
     if left.empty:
         raise TowerDataError("The Landsat table has no rows: there is nothing to join.")
-    _check_landsat_dn(left)
+    check_landsat_dn(left)
     keep = ["site", "date", *[c for c in _DAILY_CARRIED if c in right.columns and c not in left.columns]]
     return join_features(left, right[keep], how="inner", validate="many_to_one")
 
-
-def _check_landsat_dn(table: pd.DataFrame) -> None:
-    """Refuse surface reflectance that is already scaled: the GPP_L inputs are Collection 2 Level-2 DN.
-
-    The DN range and scale come from the collection registry (``landsat-c2-l2``).
-    """
-    from unique_xr.search.collections import COLLECTIONS
-
-    sr = next(a for a in COLLECTIONS["landsat-c2-l2"].assets if a.kind == "reflectance")
-    low, high = sr.valid_range
-    columns = [c for c in table.columns if c.startswith("SR_B")]
-    values = table[columns].to_numpy(dtype="float64").ravel() if columns else np.empty(0)
-    values = values[np.isfinite(values)]
-    if values.size and np.median(values) < low / 10:
-        raise TowerDataError(
-            f"The Landsat columns {columns} hold values from {values.min():.4g} to {values.max():.4g} (median "
-            f"{np.median(values):.4g}): that is scaled reflectance (or percent), not Collection 2 Level-2 DN "
-            f"({low}..{high}; reflectance = DN x {sr.scale} {sr.offset:+}). Give the DN as USGS distributes them, "
-            f"or convert back: DN = (reflectance - ({sr.offset})) / {sr.scale}."
-        )

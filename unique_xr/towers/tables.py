@@ -10,11 +10,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from unique_xr.schema import GPP_UNITS
+from unique_xr.schema import GPP_UNITS, check_range
 from unique_xr.towers._common import (
     TowerDataError,
     as_path,
@@ -28,6 +29,9 @@ from unique_xr.towers._common import (
     read_table,
     site_column,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from unique_xr.search.collections import AssetSpec
 
 __all__ = ["TABLE_UNITS", "clear_tower_table", "read_tower_table"]
 
@@ -164,15 +168,37 @@ def _landsat_roles(columns) -> dict[str, str]:
     return _LANDSAT_89 if "ST_B10" in columns else _LANDSAT_457
 
 
-def _landsat_physical(df: pd.DataFrame, out: pd.DataFrame, clear: np.ndarray) -> None:
+def _landsat_assets(columns) -> dict[str, tuple[str, AssetSpec]]:
+    """``{band column: (role, registry asset)}`` for the Landsat C2 L2 columns of a table."""
     from unique_xr.search.collections import get_collection
 
-    spec = get_collection("landsat-c2-l2")
-    by_role = {a.role: a for a in spec.assets}
-    for band, role in _landsat_roles(df.columns).items():
-        if band not in df.columns:
+    by_role = {a.role: a for a in get_collection("landsat-c2-l2").assets}
+    return {band: (role, by_role[role]) for band, role in _landsat_roles(columns).items() if band in columns}
+
+
+def check_landsat_dn(df: pd.DataFrame) -> None:
+    """Refuse Landsat columns that are not Collection 2 Level-2 DN (e.g. reflectance already scaled).
+
+    The DN range, scale and offset come from the collection registry (``landsat-c2-l2``); as with
+    every unit check (:func:`unique_xr.schema.check_range`) only the median of each column is tested.
+    """
+    for band, (role, asset) in _landsat_assets(df.columns).items():
+        raw = df[band].to_numpy(dtype="float64")
+        raw = raw[np.isfinite(raw) & (raw != asset.nodata)]
+        if asset.valid_range is None or raw.size == 0:
             continue
-        asset = by_role["lst_day"] if role == "lst_day" else by_role[role]
+        lo, hi = asset.valid_range
+        check_range(raw, role, asset.valid_range, message=(
+            f"Landsat column {band} ({role}) has median {{median:.4g}} (values {raw.min():.4g} to {raw.max():.4g}), "
+            f"outside the Collection 2 Level-2 DN range {lo:g}..{hi:g} (physical = DN x {asset.scale:g} "
+            f"{asset.offset:+g}): the values look already scaled (reflectance 0..1, percent, or kelvin), not DN as "
+            f"USGS distributes them. Give the DN, or convert back: DN = (value - ({asset.offset:g})) / {asset.scale:g}."
+        ))
+
+
+def _landsat_physical(df: pd.DataFrame, out: pd.DataFrame, clear: np.ndarray) -> None:
+    check_landsat_dn(df)
+    for band, (role, asset) in _landsat_assets(df.columns).items():
         raw = df[band].to_numpy(dtype="float64")
         ok = np.isfinite(raw) & (raw != asset.nodata) & clear
         if asset.valid_range is not None:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unique_xr._files import read_model_folder, write_model_folder
+from unique_xr._files import load_tensors, read_model_folder, write_model_folder
 from unique_xr._optional import import_optional
 from unique_xr._threads import torch_threads
 from unique_xr.errors import NotFittedError, SpecError, UniqueXrError
@@ -368,12 +368,12 @@ def _loss(diff, kind: str):
 
 def load_cnn(path: str | Path) -> AnnualCNN:
     """Read a model folder written by :meth:`AnnualCNN.save` (or ``unique-xr cnn train``)."""
-    torch = _torch()
+    _torch()  # a missing torch is an ImportError naming the extra
     card, blob = read_model_folder(path, card_name=CARD, weights_name=WEIGHTS, error=CnnFolderError,
                                    what="an annual CNN model folder (written by `unique-xr cnn train`)")
     if card.get("kind") != KIND:
         raise CnnFolderError(f"{path} holds a {card.get('kind')!r} model, not an annual CNN ({KIND!r}).")
-    states = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    states = load_tensors(blob, Path(path) / WEIGHTS, error=CnnFolderError)
     return AnnualCNN(
         MapSpec.from_dict(card["spec"]), CnnConfig.from_dict(card["config"]),
         np.asarray(card["input_mean"], np.float32), np.asarray(card["input_std"], np.float32),
