@@ -371,4 +371,3 @@ def landsat_training_table(landsat: Any, daily: Any) -> pd.DataFrame:
     check_landsat_dn(left)
     keep = ["site", "date", *[c for c in _DAILY_CARRIED if c in right.columns and c not in left.columns]]
     return join_features(left, right[keep], how="inner", validate="many_to_one")
-

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unique_xr._files import write_atomic
+from unique_xr._files import write_atomic, write_csv
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
 from unique_xr.models.cnn.featuremap import FeatureMaps
@@ -223,9 +223,9 @@ class Comparison:
         """Write ``skill.csv``, ``predictions.csv`` (unless ``predictions=False``) and ``summary.json``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "skill.csv", self.skill.to_csv(index=False, float_format="%.4f").encode())
+        write_csv(self.skill, out / "skill.csv", float_format="%.4f")
         if predictions:
-            write_atomic(out / "predictions.csv", self.predictions.to_csv(index=False, float_format="%.2f").encode())
+            write_csv(self.predictions, out / "predictions.csv", float_format="%.2f")
         summary = {"meta": self.meta, "folds": self.folds,
                    "skill": json.loads(self.skill.to_json(orient="records", double_precision=4))}
         write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=_json_default).encode())
