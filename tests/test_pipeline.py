@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -284,7 +286,7 @@ def test_latest_valid_keeps_the_newest_map_and_fills_its_gaps(backend):
 
 def test_planetary_computer_jobs_sign_their_reads(monkeypatch):
     import unique_xr.search.stac as stac
-    from unique_xr.pipeline import _signer
+    from unique_xr.pipeline.demo import _signer
 
     def signer(href):
         return href + "?signed"
@@ -379,3 +381,22 @@ def test_building_the_downscaled_gpp_computes_nothing(demo_run):
     assert lazy["gpp"].chunks is not None and lazy.sizes["time"] == gpp_m.sizes["time"]
     with pytest.raises(MissingVariableError, match="elevation"):
         build_downscaled_gpp(gpp_m, static.drop_vars("elevation"), SAMPLE_GRID, sample_downscaler())
+
+
+_STAGE_WITHOUT_TESTING = """
+import json, os, sys
+from unique_xr.sample import stage_sample
+staged = stage_sample(sys.argv[1])
+hrefs = [a["href"] for it in json.loads(staged.catalog.read_text())["features"] for a in it["assets"].values()]
+assert hrefs and all(os.path.isabs(h) and os.path.isfile(h) for h in hrefs), hrefs
+assert staged.met_path.is_file()
+print(sorted(m for m in sys.modules if m == "unique_xr.testing" or m.startswith("unique_xr.testing.")))
+"""
+
+
+def test_staging_the_sample_imports_no_testing_code(tmp_path):
+    """The synthetic layers ship with the package: staging copies them, it does not run the generator."""
+    run = subprocess.run([sys.executable, "-c", _STAGE_WITHOUT_TESTING, str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    assert run.stdout.strip() == "[]", f"stage_sample imported {run.stdout.strip()}"

@@ -34,6 +34,9 @@ _LAZY: dict[str, str] = {
     "towers": "unique_xr.towers",
     "models": "unique_xr.models",
     "load_model": "unique_xr.models.lgbm",
+    "CubeJobSpec": "unique_xr.pipeline.spec",
+    "run_cube": "unique_xr.pipeline.job",
+    "open_cube": "unique_xr.write.store",
 }
 
 __all__ = ["GridSpec", "UniqueXrError", "__version__", *_LAZY]
@@ -56,3 +59,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from unique_xr import load, search
     from unique_xr.search.collections import get_collection, list_collections
     from unique_xr.search.stac import SearchSpec
+    from unique_xr.pipeline.spec import CubeJobSpec
+    from unique_xr.pipeline.job import run_cube
+    from unique_xr.write.store import open_cube

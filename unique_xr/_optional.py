@@ -29,6 +29,8 @@ EXTRAS: dict[str, str] = {
     "torch": "torch",
     "xbatcher": "torch",
     "matplotlib": "viz",
+    "icechunk": "cube",
+    "flox": "cube",
 }
 
 

@@ -51,3 +51,9 @@ class GppDatasetAccessor:
         from unique_xr.load.cache import to_zarr
 
         return to_zarr(self._obj, store, **kwargs)
+
+    def summary(self, by="land_cover", **kwargs) -> xr.Dataset:
+        """Daily means (or period sums) per class of ``by`` and for the region, lazy; see :func:`unique_xr.write.summary.summarise`."""
+        from unique_xr.write.summary import summarise
+
+        return summarise(self._obj, by=by, **kwargs)

@@ -93,3 +93,7 @@ class NotFittedError(UniqueXrError, ValueError):
 
 class FoldLeakageError(SpecError):
     """Cross-validation folds put one site (or row) on both sides of a split."""
+
+
+class CubeStoreError(UniqueXrError, OSError):
+    """A cube store cannot be used: made from another job spec, damaged, or a unit failed to write."""

@@ -315,6 +315,56 @@ class GridSpec:
                 )
         return int(round(ratio))
 
+    def nested(self, factor: int, *, anchor: float = 0.0) -> tuple[GridSpec, GridSpec]:
+        """``(fine, coarse)``: this grid's area snapped outward onto a lattice of ``factor x factor`` cells.
+
+        See :meth:`nested_from_bounds`.
+
+        >>> fine, coarse = GridSpec(crs="EPSG:32633", resolution=30.0, bounds=(15, 15, 1005, 495)).nested(16, anchor=15)
+        >>> fine.shape, coarse.shape, coarse.resolution, fine.coarsen_factor(coarse)
+        ((16, 48), (1, 3), 480.0, 16)
+        """
+        return GridSpec.nested_from_bounds(self.bounds, crs=self.crs, resolution=self.resolution, factor=factor,
+                                           anchor=anchor)
+
+    @classmethod
+    def nested_from_bounds(cls, bounds: tuple[float, float, float, float], *, crs: Any, resolution: float,
+                           factor: int, anchor: float = 0.0) -> tuple[GridSpec, GridSpec]:
+        """``(fine, coarse)`` grids covering ``bounds``, snapped outward onto a lattice of ``factor x factor`` cells.
+
+        The coarse grid has pixels ``factor`` times larger with edges at ``anchor + k * factor *
+        resolution``; the fine grid has ``resolution`` and the coarse grid's bounds, so every coarse
+        cell is exactly ``factor x factor`` fine pixels (:meth:`coarsen_factor` holds). ``anchor=15``
+        with 30 m pixels keeps the Landsat Collection 2 pixel edges.
+
+        >>> fine, coarse = GridSpec.nested_from_bounds((500, 500, 1400, 900), crs="EPSG:32633", resolution=30.0,
+        ...                                            factor=16, anchor=15)
+        >>> fine.bounds, coarse.shape
+        ((495.0, 495.0, 1455.0, 975.0), (1, 2))
+        """
+        if int(factor) != factor or factor < 1:
+            raise GridError(f"nesting factor must be a positive integer, got {factor!r}")
+        size = float(resolution) * int(factor)
+        left, bottom, right, top = (float(b) - anchor for b in bounds)
+        snapped = (math.floor(left / size + _TOL) * size + anchor, math.floor(bottom / size + _TOL) * size + anchor,
+                   math.ceil(right / size - _TOL) * size + anchor, math.ceil(top / size - _TOL) * size + anchor)
+        coarse = cls(crs=crs, resolution=size, bounds=snapped)
+        return cls(crs=coarse.crs, resolution=float(resolution), bounds=coarse.bounds), coarse
+
+    def window(self, rows: tuple[int, int], cols: tuple[int, int]) -> GridSpec:
+        """The sub-grid of pixel rows ``rows[0]:rows[1]`` and columns ``cols[0]:cols[1]`` (same lattice).
+
+        >>> GridSpec(crs="EPSG:32633", resolution=30.0, bounds=(0, 0, 300, 300)).window((2, 4), (0, 5)).bounds
+        (0.0, 180.0, 150.0, 240.0)
+        """
+        ny, nx = self.shape
+        if not (0 <= rows[0] < rows[1] <= ny and 0 <= cols[0] < cols[1] <= nx):
+            raise GridError(f"window rows {rows} / cols {cols} are not inside the grid of {ny} x {nx} pixels")
+        left, _, _, top = self.bounds
+        r = self.resolution
+        return GridSpec(crs=self.crs, resolution=r,
+                        bounds=(left + cols[0] * r, top - rows[1] * r, left + cols[1] * r, top - rows[0] * r))
+
     def refine(self, factor: int) -> GridSpec:
         """The same bounds with pixels ``factor`` times smaller; nests exactly in this grid."""
         if int(factor) != factor or factor < 1:

@@ -89,7 +89,23 @@ CASES: dict[str, Callable[..., tuple[list[str], tuple[str, ...]]]] = {
                                     "--out", str(f / "p.csv")], ("none",)),
     "cnn evaluate": lambda f, **_: (["cnn", "evaluate", "--table", str(_empty(f)), "--out", str(f / "e"),
                                      "--folds", "2", "--models", "rf"], ("empty.csv",)),
+    "cube run (unknown key)": lambda f, **_: (["cube", "run", str(_toml(f, "[region]\nbboxx = [1, 2, 3, 4]\n"))],
+                                              ("unknown key [region] bboxx",)),
+    "cube run (bad value)": lambda f, **_: (
+        ["cube", "run", str(_toml(f, '[region]\nbbox = [127.0, 36.0, 127.1, 36.1]\n[period]\nstart = "2023-02-30"'
+                                     '\nend = "2023-03-01"\n[meteo]\npath = "m.nc"\n[models]\ngpp_m = "m"\n'
+                                     'downscaler = "d"\n'))], ("[period] start = '2023-02-30'",)),
+    "cube status": lambda f, **_: (["cube", "status", str(f)], ("No cube in",)),
+    "cube export": lambda f, **_: (["cube", "export", str(f), "--format", "netcdf", "--out", str(f / "c.nc")],
+                                   ("No cube in",)),
+    "cube plot": lambda f, **_: (["cube", "plot", str(f), "--out", str(f / "c.png")], ("No cube in",)),
 }
+
+
+def _toml(folder: Path, text: str) -> Path:
+    path = folder / "job.toml"
+    path.write_text(text)
+    return path
 
 
 @pytest.fixture
@@ -154,7 +170,7 @@ def test_join_landsat_creates_the_output_folder(shared_data, tmp_path):
 
 def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
     """Only errors about the input become `error:` lines; a programming error still shows where it is."""
-    import unique_xr.pipeline as pipeline
+    import unique_xr.pipeline.demo as pipeline
 
     def broken(*args, **kwargs):
         raise TypeError("a bug")

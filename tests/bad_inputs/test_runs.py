@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-import unique_xr.pipeline as pipeline
+import unique_xr.pipeline.demo as pipeline
 from unique_xr.errors import CacheError
 from unique_xr.load.cache import RUN_ATTR, open_zarr
 

@@ -39,9 +39,10 @@ def random_model(pairs):
 
 
 def _kernel_annotations(ds, var: str) -> list:
-    """Annotations of the per-chunk prediction layers of ``ds[var]``'s graph."""
+    """Annotations of the prediction layer of ``ds[var]``'s graph, one entry per prediction task."""
     layers = ds[var].data.__dask_graph__().layers
-    return [layer.annotations for name, layer in layers.items() if name.startswith("predict_block")]
+    return [layer.annotations for name, layer in layers.items() if name.startswith("predict_block")
+            for _ in range(len(layer))]
 
 
 # --- on CPU: the annotation that routes the prediction tasks ---------------------------------------
@@ -49,7 +50,8 @@ def _kernel_annotations(ds, var: str) -> list:
 
 def test_prediction_tasks_carry_the_resources_asked_for(random_model, pairs):
     coarse, _, lc = pairs
-    kw = {"aux": [lc.chunk({"y": 64, "x": 64})], "steps": 2, "device": "cpu"}
+    # blocks at least as wide as the halo their tiles read (48 px here), so a 96 x 128 field in 48 x 64 chunks
+    kw = {"aux": [lc.chunk({"y": 48, "x": 64})], "steps": 2, "device": "cpu"}
     gpu = downscale(coarse[0].chunk(), random_model, resources={"GPU": 1}, **kw)
     plain = downscale(coarse[0].chunk(), random_model, **kw)
     n_chunks = int(np.prod(gpu["ndvi"].data.numblocks))
@@ -74,10 +76,11 @@ def test_on_a_cluster_prediction_tasks_run_only_where_the_resource_is(random_mod
     """
     pytest.importorskip("distributed")
     import dask
+    from dask.utils import key_split
     from distributed import Client, Scheduler, SpecCluster, Worker, get_task_stream
 
     coarse, _, lc = pairs
-    out = downscale(coarse[0].chunk(), random_model, aux=[lc.chunk({"y": 64, "x": 64})], steps=2, device="cpu",
+    out = downscale(coarse[0].chunk(), random_model, aux=[lc.chunk({"y": 48, "x": 64})], steps=2, device="cpu",
                     resources={"GPU": 1})
     workers = {"gpu": {"cls": Worker, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
                "cpu": {"cls": Worker, "options": {"nthreads": 2}}}
@@ -86,7 +89,7 @@ def test_on_a_cluster_prediction_tasks_run_only_where_the_resource_is(random_mod
         names = {address: w["name"] for address, w in client.scheduler_info()["workers"].items()}
         with dask.config.set({"optimization.fuse.active": False}), get_task_stream(client) as stream:
             result = out.compute()
-    ran_on = [names[t["worker"]] for t in stream.data if str(t["key"]).startswith("predict_block")]
+    ran_on = [names[t["worker"]] for t in stream.data if key_split(t["key"]) == "predict_block"]
     assert len(ran_on) == 4 and set(ran_on) == {"gpu"}
     assert bool(np.isfinite(result["ndvi"]).all())
 

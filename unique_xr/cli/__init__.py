@@ -7,6 +7,6 @@ their command groups. Commands only orchestrate: the work is in the packages the
 """
 
 from unique_xr.cli._common import app
-from unique_xr.cli import data, towers, downscale, cnn  # noqa: E402,F401,I001 - registers the commands, in this order
+from unique_xr.cli import data, towers, downscale, cnn, cube  # noqa: E402,F401,I001 - registers the commands, in this order
 
 __all__ = ["app"]

@@ -25,7 +25,7 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
-    from unique_xr.pipeline import run_demo
+    from unique_xr.pipeline.demo import run_demo
 
     console = Console(width=max(Console().width, 110))
     result = run_demo(out, seed=seed, engine=engine, progress=progress)

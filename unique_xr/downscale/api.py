@@ -26,7 +26,8 @@ from unique_xr.downscale.conditioning import (
     upsample_bilinear,
 )
 from unique_xr.downscale.config import DownscaleConfig
-from unique_xr.downscale.ranges import check_factor, check_trained_range, training_ranges
+from unique_xr.downscale.ranges import check_factor, check_trained_range, physical_range, training_ranges
+from unique_xr.downscale.blockwise import downscale_window, halo
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
 
 #: Student-t quantile for the 90 % prediction interval of one new member, by ensemble size - 1.
@@ -330,7 +331,8 @@ def _check_ranges(coarse, aux, ranges: dict[str, Any], aux_names, *, allow: bool
     """The coarse field and each auxiliary against the value ranges the model was trained on."""
     check_trained_range(coarse, ranges.get("coarse"), "The coarse field", allow=allow, where=where)
     for name, values in zip(aux_names, aux):
-        check_trained_range(values, (ranges.get("aux") or {}).get(name), f"Auxiliary {name!r}", allow=allow, where=where)
+        check_trained_range(values, (ranges.get("aux") or {}).get(name), f"Auxiliary {name!r}", allow=allow, where=where,
+                            physical=physical_range(name))
 
 
 def sampling_steps(steps: int | None, model) -> int:
@@ -342,25 +344,6 @@ def sampling_steps(steps: int | None, model) -> int:
                                   f">= 1; got {steps!r}. Leave it out (CLI: omit --steps) for the model's default "
                                   f"of {model.config.sample_steps}.")
     return int(steps)
-
-
-def _windows(plan: TilePlan, box, factor: int, coarse_shape):
-    """Fine-grid and coarse-grid windows (start, stop per axis) a box's kernel reads."""
-    out_fine, out_coarse = [], []
-    for axis, (lo, hi) in enumerate(((box[0], box[1]), (box[2], box[3]))):
-        a, b = plan.window(lo, hi, axis)
-        idx = reflect_index(np.arange(a, b), plan.shape[axis])
-        f0, f1 = int(idx.min()), int(idx.max()) + 1
-        out_fine.append((f0, f1))
-        if factor == 1:
-            out_coarse.append((f0, f1))
-        else:
-            n = coarse_shape[axis]
-            first = min(max(math.floor((f0 + 0.5) / factor - 0.5), 0), max(n - 2, 0))
-            last = min(max(math.floor((f1 - 0.5) / factor - 0.5), 0), max(n - 2, 0)) + 1
-            c0, c1 = min(first, lo // factor), max(last, (hi - 1) // factor) + 1
-            out_coarse.append((c0, min(c1, n)))
-    return out_fine, out_coarse
 
 
 def downscale(
@@ -503,42 +486,20 @@ def downscale(
             sides = (aux[0].chunksizes["y"][0], aux[0].chunksizes["x"][0])
         else:
             sides = (2048, 2048) if device.startswith("cuda") else (1024, 1024)
-        if conserve:
-            sides = tuple(max(k, side // k * k) for side in sides)
-        ybounds = list(range(0, fshape[0], sides[0])) + [fshape[0]]
-        xbounds = list(range(0, fshape[1], sides[1])) + [fshape[1]]
+        # blocks hold whole coarse cells and at least the halo their tiles read (unique_xr.downscale.blockwise)
+        depth = halo(plan, k)
+        sides = tuple(max(k, -(-side // k) * k, depth) for side in sides)
         resources = resources or ({"GPU": 1} if device.startswith("cuda") else None)
-        annotations = {"resources": resources} if resources else {}
-        handle_d = dask.delayed(handle, name=f"downscaler-{handle.token}", pure=True)
         if ranges is not None:  # lazy: each block checks the windows it reads when it runs
             kw.update(ranges=ranges, allow_out_of_range=allow_out_of_range)
-        kernel = dask.delayed(predict_block, pure=True)
-        per_time = []
-        for t in times:
-            cdata = coarse.data if t is None else coarse.data[t]
-            rows_of_blocks = []
-            for y0, y1 in zip(ybounds[:-1], ybounds[1:]):
-                row = []
-                for x0, x1 in zip(xbounds[:-1], xbounds[1:]):
-                    box = (y0, y1, x0, x1)
-                    (fy, fx), (cy, cx) = _windows(plan, box, k, cshape)
-                    # windows become single keys here, outside the annotation: only the kernel asks for a GPU
-                    cwin = _window(cdata[cy[0]: cy[1], cx[0]: cx[1]])
-                    awin = [_window(a[fy[0]: fy[1], fx[0]: fx[1]]) for a in aux_data]
-                    with dask.annotate(**annotations):
-                        block = kernel(handle_d, cwin, (cy[0], cx[0]), cshape, awin, (fy[0], fx[0]), box, plan, **kw)
-                    row.append(dsa.from_delayed(block, shape=(n_stats, y1 - y0, x1 - x0), dtype=np.float32,
-                                                meta=np.empty((0, 0, 0), np.float32))[:, None])
-                rows_of_blocks.append(row)
-            per_time.append(dsa.concatenate([dsa.concatenate(r, axis=3) for r in rows_of_blocks], axis=2))
-        data = dsa.concatenate(per_time, axis=1)
+        cdata = coarse.data if timed else coarse.data[None]
+        cdata = (cdata if dask.is_dask_collection(cdata) else dsa.from_array(np.asarray(cdata))).rechunk({0: 1})
+        adata = [a if dask.is_dask_collection(a) else dsa.from_array(np.asarray(a)) for a in aux_data]
+        whole = (0, fshape[0], 0, fshape[1])
+        data = downscale_window(cdata, adata, handle, plan=plan, factor=k, coarse_shape=cshape, window=whole,
+                                box=whole, chunk=sides, n_stats=n_stats, resources=resources,
+                                **{key: v for key, v in kw.items() if key != "factor"})
     return _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model)
-
-
-def _window(array):
-    import dask
-
-    return dask.delayed(array) if dask.is_dask_collection(array) else array
 
 
 def _select_aux(aux, model) -> list[xr.DataArray]:

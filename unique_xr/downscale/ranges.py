@@ -32,8 +32,8 @@ import numpy as np
 
 from unique_xr.downscale.conditioning import DownscaleInputError
 
-__all__ = ["MARGIN", "accepted_range", "check_factor", "check_trained_range", "trained_factors", "training_ranges",
-           "value_range"]
+__all__ = ["MARGIN", "PHYSICAL_RANGES", "accepted_range", "check_factor", "check_trained_range", "physical_range",
+           "trained_factors", "training_ranges", "value_range"]
 
 #: Share of the larger of the trained span and magnitude accepted beyond either end of the trained range.
 MARGIN = 0.5
@@ -79,12 +79,29 @@ def accepted_range(trained: Sequence[float]) -> tuple[float, float]:
     return round(lo - margin, 12), round(hi + margin, 12)
 
 
+#: Auxiliaries whose values have a fixed physical range, always accepted: land-cover fractions
+#: (``frac_<class>``, :func:`unique_xr.features.static.landcover_fractions`) lie in [0, 1] whatever the
+#: training area held (a class absent there is 0 in training and legitimately up to 1 elsewhere), and a
+#: unit mistake cannot put them there.
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {"frac_": (0.0, 1.0)}
+
+
+def physical_range(name: str) -> tuple[float, float] | None:
+    """The fixed range of an auxiliary named ``name`` (by prefix), or None.
+
+    >>> physical_range("frac_tree_cover"), physical_range("elevation")
+    ((0.0, 1.0), None)
+    """
+    return next((r for prefix, r in PHYSICAL_RANGES.items() if name.startswith(prefix)), None)
+
+
 def check_trained_range(values: Any, trained: Sequence[float] | None, what: str, *, allow: bool = False,
-                where: str = "") -> None:
+                        where: str = "", physical: Sequence[float] | None = None) -> None:
     """Refuse (or, with ``allow``, warn about) finite ``values`` outside :func:`accepted_range` of ``trained``.
 
     ``what`` names the input (``"the coarse field"``, ``"auxiliary 'dem'"``); ``where`` says which
     part of it was looked at (a block of a lazy prediction). ``trained`` None skips the check.
+    ``physical``: a range the quantity always lies in (:data:`PHYSICAL_RANGES`), accepted as well.
     """
     if trained is None:
         return
@@ -92,6 +109,8 @@ def check_trained_range(values: Any, trained: Sequence[float] | None, what: str,
     if seen is None:
         return
     lo, hi = accepted_range(trained)
+    if physical is not None:
+        lo, hi = min(lo, float(physical[0])), max(hi, float(physical[1]))
     if lo <= seen[0] and seen[1] <= hi:
         return
     message = (

@@ -24,6 +24,9 @@ __all__ = [
     "PROVIDERS",
     "COLLECTIONS",
     "LANDSAT_FILE_BANDS",
+    "LANDSAT_ASSETS",
+    "MODIS_ASSETS",
+    "INDICES",
     "get_collection",
     "list_collections",
 ]
@@ -368,6 +371,15 @@ _ALIASES: dict[str, str] = {
     **{cid: spec.name for spec in COLLECTIONS.values() for cid in spec.ids.values()},
     "modis-nbar": "mcd43a4", "landsat": "landsat-c2-l2", "landsat-c2l2": "landsat-c2-l2",
 }
+
+#: The Landsat C2 L2 assets the data layer loads: the six reflective bands and the pixel QA.
+LANDSAT_ASSETS = ("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")
+#: The MCD43A4 assets the data layer loads: NBAR of bands 1, 2, 3, 6 and their mandatory QA.
+MODIS_ASSETS = tuple(f"Nadir_Reflectance_Band{b}" for b in (1, 2, 3, 6)) + tuple(
+    f"BRDF_Albedo_Band_Mandatory_Quality_Band{b}" for b in (1, 2, 3, 6)
+)
+#: The vegetation indices the data layer adds to the Landsat cube (see unique_xr.features.indices).
+INDICES = ("ndvi", "evi", "evi2", "nirv", "kndvi", "lswi")
 
 
 def get_collection(name: str | CollectionSpec) -> CollectionSpec:

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from unique_xr.errors import GridError, MissingVariableError, SpecError
+from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.features.combine import latest_valid, with_drivers
 from unique_xr.grid import GridSpec
+from unique_xr.search.collections import INDICES, LANDSAT_ASSETS, MODIS_ASSETS
 
 __all__ = [
     "GPP_STAGES",
@@ -38,11 +40,6 @@ __all__ = [
     "with_drivers",
 ]
 
-LANDSAT_ASSETS = ("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")
-MODIS_ASSETS = tuple(f"Nadir_Reflectance_Band{b}" for b in (1, 2, 3, 6)) + tuple(
-    f"BRDF_Albedo_Band_Mandatory_Quality_Band{b}" for b in (1, 2, 3, 6)
-)
-INDICES = ("ndvi", "evi", "evi2", "nirv", "kndvi", "lswi")
 #: model kind -> (reflectance cube, drivers cube on the same grid, GPP store written)
 GPP_STAGES: dict[str, tuple[str, str, str]] = {
     "gpp_l": ("landsat_30m", "meteo_30m", "gpp_30m"),
@@ -111,18 +108,6 @@ def _signer(spec: DataLayerSpec):
     from unique_xr.search.stac import signer_for
 
     return signer_for(spec.provider)
-
-
-def latest_valid(da):
-    """``(time, y, x)`` -> ``(y, x)``: per pixel, the most recent non-missing value (lazy).
-
-    For static layers found at any date (a DEM, yearly land cover): the newest map wins and older
-    ones only fill its gaps. Unlike a max over time, class codes of different years never mix.
-    """
-    out = da.isel(time=-1, drop=True)
-    for i in range(da.sizes["time"] - 2, -1, -1):
-        out = out.fillna(da.isel(time=i, drop=True))
-    return out
 
 
 def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
@@ -228,45 +213,6 @@ class GppResult:
     stores: dict[str, Path]
     gpp_map: Path | None
     summary: dict[str, Any]
-
-
-def with_drivers(reflectance, drivers):
-    """``reflectance`` with the daily drivers of the same calendar day at each of its times (lazy).
-
-    Landsat times carry the overpass time of day while daily drivers are stamped at midnight: each
-    reflectance time gets the drivers of its day and keeps its own time stamp. Both cubes must be on
-    the same grid (same ``x``/``y``).
-    """
-    import pandas as pd
-    import xarray as xr
-
-    days = pd.DatetimeIndex(reflectance["time"].values).normalize()
-    have = pd.DatetimeIndex(drivers["time"].values).normalize()
-    if have.has_duplicates:
-        raise SpecError(
-            f"The drivers have more than one time step on {[str(d.date()) for d in have[have.duplicated()][:3]]}; "
-            "with_drivers needs daily drivers (unique_xr.features.meteo.daily_drivers makes them)."
-        )
-    absent = days.difference(have)
-    if len(absent):
-        raise MissingVariableError(
-            f"The drivers have no values on {[str(d.date()) for d in absent[:5]]}; they cover "
-            f"{have.min().date()}..{have.max().date()}. Build them over the reflectance cube's period "
-            "(DataLayerSpec.datetime, or daily_drivers(..., time=(start, end)))."
-        )
-    clash = sorted(set(map(str, reflectance.data_vars)) & set(map(str, drivers.data_vars)))
-    if clash:
-        raise SpecError(f"Reflectance and drivers both have variables {clash}; rename one before combining them.")
-    met = drivers[list(drivers.data_vars)].assign_coords(time=have)
-    met = met.sel(time=days).assign_coords(time=reflectance["time"].values)
-    try:
-        return xr.merge([reflectance, met], join="exact", compat="override", combine_attrs="override")
-    except ValueError as err:
-        raise GridError(
-            f"Reflectance ({reflectance.sizes['y']} x {reflectance.sizes['x']}) and drivers "
-            f"({drivers.sizes['y']} x {drivers.sizes['x']}) are not on the same grid: {err}. Make the drivers "
-            "with daily_drivers(reanalysis, grid) on the reflectance cube's GridSpec."
-        ) from err
 
 
 def build_gpp(cubes: dict[str, Any], models: dict[str, Any], *, allow_missing: dict[str, Any] | None = None,
