@@ -64,9 +64,10 @@ def _inline(d: dict) -> str:
 
 @pytest.fixture(scope="session")
 def cluster():
-    """Two worker processes, one thread each (the job's default kind of cluster)."""
+    """Two worker processes, one thread each (the job's default kind of cluster); not the default scheduler of
+    other tests."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
-            distributed.Client(c) as client:
+            distributed.Client(c, set_as_default=False) as client:
         yield client
 
 

@@ -84,6 +84,16 @@ def test_polygon_region_is_nan_outside(given_spec, cluster, tmp_path):
     assert (ds["land_cover"].fillna(0).values[~inside] == 0).all()
 
 
+def test_each_model_is_loaded_once_per_worker(clean, cluster):
+    """The downscaler travels as one graph key and is materialised once per worker process, over every unit
+    and every run that shares the cluster."""
+    from unique_xr.downscale.api import load_counts
+
+    token = json.loads(open_cube(clean[0].out).attrs["model_tokens"])["downscaler"]
+    counts = [per_worker.get(token, 0) for per_worker in cluster.run(load_counts).values()]
+    assert max(counts) == 1 and sum(counts) >= 1
+
+
 # ----------------------------------------------------------------------------- resuming
 def test_rerun_of_a_finished_job_recomputes_and_changes_nothing(clean):
     result, spec = clean
@@ -94,7 +104,7 @@ def test_rerun_of_a_finished_job_recomputes_and_changes_nothing(clean):
     assert time.perf_counter() - t0 < 10
 
 
-def test_sigkill_of_the_job_then_rerun_equals_a_clean_run(clean, given_spec, tmp_path):
+def test_sigkill_of_the_job_then_rerun_equals_a_clean_run(clean, given_spec, cluster, tmp_path):
     """The job (a subprocess with its own LocalCluster) is killed after one commit, with another unit running."""
     reference, _ = clean
     spec = given_spec(tmp_path / "out", in_flight=2)
@@ -120,37 +130,37 @@ def test_sigkill_of_the_job_then_rerun_equals_a_clean_run(clean, given_spec, tmp
     killed_at = store.latest().id
     ds = open_cube(spec.out)  # the last commit opens
     assert ds.attrs["units_done"] == len(done)
-    resumed = run_cube(spec, progress=False, workers=2)
+    resumed = run_cube(spec, client=cluster, progress=False)
     assert resumed.units_run == 4 - len(done)  # only the units not committed were computed
     assert killed_at in [s.id for s in CubeStore.open(spec.out).history()]
     assert_same_cube(spec.out, reference.out)
 
 
-def test_a_killed_worker_does_not_stop_the_job(clean, given_spec, tmp_path):
+def test_a_killed_worker_does_not_stop_the_job(clean, given_spec, cluster, tmp_path):
+    """A worker of the job's cluster is SIGKILLed while it computes; its nanny restarts it and the job finishes."""
     reference, _ = clean
     spec = given_spec(tmp_path / "out", in_flight=4)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
-            distributed.Client(c) as client:
-        pids = client.run(os.getpid)
-        killed = []
+    pids = cluster.run(os.getpid)
+    killed = []
 
-        def kill_one_when_busy():
-            deadline = time.time() + 120
-            while time.time() < deadline and not killed:
-                busy = [w for w, tasks in client.processing().items() if tasks]
-                if busy:
-                    time.sleep(0.5)
-                    os.kill(pids[busy[0]], signal.SIGKILL)
-                    killed.append(busy[0])
-                time.sleep(0.1)
+    def kill_one_when_busy():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            busy = [w for w, tasks in cluster.processing().items() if tasks]
+            if busy:
+                time.sleep(0.5)
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.1)
 
-        killer = threading.Thread(target=kill_one_when_busy)
-        killer.start()
-        result = run_cube(spec, client=client, progress=False)
-        killer.join()
+    killer = threading.Thread(target=kill_one_when_busy)
+    killer.start()
+    result = run_cube(spec, client=cluster, progress=False)
+    killer.join()
     assert killed, "no worker was killed"
     assert result.units_done == 4
     assert_same_cube(spec.out, reference.out)
+    cluster.wait_for_workers(2, timeout=60)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -229,7 +239,7 @@ def test_a_store_that_fails_to_write_keeps_its_last_commit(given_spec, tmp_path,
 
     monkeypatch.setattr(IcechunkStore, "set", full_disk)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as c, \
-            distributed.Client(c) as client:
+            distributed.Client(c, set_as_default=False) as client:
         with pytest.raises(CubeStoreError, match="No space left on device.*keeps its last commit"):
             run_cube(spec, client=client, progress=False)
     store = CubeStore.open(spec.out)
@@ -265,3 +275,26 @@ def test_netcdf_export_of_a_job_passes_cf_1_10(clean, tmp_path):
 
 
 distributed = pytest.importorskip("distributed")
+
+
+# ----------------------------------------------------------------------------- the sample job
+def test_the_sample_spec_is_the_staged_sample_on_the_nested_grid(tmp_path):
+    from unique_xr.pipeline.spec import sample_spec
+
+    spec = sample_spec(tmp_path)
+    fine, coarse = spec.grids
+    assert fine.shape == (320, 416) and coarse.resolution == 480.0 and fine.coarsen_factor(coarse) == 16
+    assert spec.downscaler == "fit" and Path(spec.source).is_file() and spec.members > 1
+    assert spec.token == sample_spec(tmp_path).token  # the same staged inputs: the same job
+
+
+@pytest.mark.slow
+def test_cube_run_sample_from_the_command_line(tmp_path):
+    """The README's main command (the same code as the small jobs above, on the whole sample region)."""
+    out = tmp_path / "sample_cube"
+    run = subprocess.run([sys.executable, "-m", "unique_xr.cli", "cube", "run", "--sample", "--out", str(out)],
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "units" in run.stdout and (out / "cube.png").is_file() and (out / "stac" / "collection.json").is_file()
+    ds = open_cube(out)
+    assert ds.attrs["units_done"] == ds.attrs["units_total"] and np.isfinite(ds["gpp"].values).mean() > 0.5

@@ -31,14 +31,16 @@ def _logging(verbose: bool) -> None:
 @cube_app.command("run")
 def cube_run(
     config: Optional[Path] = typer.Argument(None, help="The job's TOML spec (see docs/cube.md)."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: the spec's [output] path)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: the spec's \\[output] path)."),
     sample: bool = typer.Option(False, "--sample", help="Run the embedded sample region (offline; needs --out)."),
     scheduler: Optional[str] = typer.Option(None, help="Address of an existing Dask scheduler (tcp://host:8786)."),
     workers: Optional[int] = typer.Option(None, help="Workers of the LocalCluster started when no --scheduler."),
     threads_per_worker: Optional[int] = typer.Option(None, help="Threads per LocalCluster worker (default 1)."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
                                             help="A live bar (default: only on a terminal; log lines otherwise)."),
-    plot: bool = typer.Option(True, help="Draw OUT/cube.png (map and time series) when the job finishes."),
+    plot: Optional[bool] = typer.Option(None, "--plot/--no-plot",
+                                        help="Draw OUT/cube.png (map and time series; reads the whole cube) when the "
+                                             "job finishes (default: with --sample only)."),
     verbose: bool = typer.Option(False, help="Also show Dask's own log messages."),
 ) -> None:
     """Run or resume the cube job of a spec; a finished job reruns in no time and changes nothing."""
@@ -65,7 +67,7 @@ def cube_run(
                   f"{result.snapshot})")
     if result.stac:
         console.print(f"STAC: {result.stac}")
-    if plot:
+    if plot or (plot is None and sample):
         from unique_xr.write.figures import cube_plot
         from unique_xr.write.store import open_cube
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from unique_xr.errors import MissingVariableError, SpecError
+from unique_xr.downscale.daily import build_downscaled_gpp
+from unique_xr.models.gpp_stage import GPP_STAGES, build_gpp
+from unique_xr.errors import SpecError
 from unique_xr.features.combine import latest_valid, with_drivers
 from unique_xr.grid import GridSpec
 from unique_xr.search.collections import INDICES, LANDSAT_ASSETS, MODIS_ASSETS
@@ -40,11 +42,6 @@ __all__ = [
     "with_drivers",
 ]
 
-#: model kind -> (reflectance cube, drivers cube on the same grid, GPP store written)
-GPP_STAGES: dict[str, tuple[str, str, str]] = {
-    "gpp_l": ("landsat_30m", "meteo_30m", "gpp_30m"),
-    "gpp_m": ("modis_500m", "meteo_500m", "gpp_500m"),
-}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,64 +212,6 @@ class GppResult:
     summary: dict[str, Any]
 
 
-def build_gpp(cubes: dict[str, Any], models: dict[str, Any], *, allow_missing: dict[str, Any] | None = None,
-              engine: str = "lightgbm", attrs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Lazy daily GPP cubes from the data layer's cubes and tower-trained models (nothing computes).
-
-    Parameters
-    ----------
-    cubes
-        ``{name: Dataset}`` as :func:`build_data_layer` makes them, or opened from its stores:
-        ``landsat_30m`` and ``meteo_30m`` for GPP_L, ``modis_500m`` and ``meteo_500m`` for GPP_M
-        (see :data:`GPP_STAGES`).
-    models
-        ``{kind: model}`` with kind ``"gpp_l"`` and/or ``"gpp_m"``; a model is a
-        :class:`~unique_xr.models.lgbm.GppModel` or a directory written by ``unique-xr train``.
-    allow_missing
-        ``{kind: inputs}``: model inputs knowingly absent from the cubes (see
-        :func:`~unique_xr.models.estimate.estimate`). They are recorded in the ``inputs_absent``
-        attribute of each output and of its ``gpp`` variable.
-    engine
-        Tree engine, ``"lightgbm"`` or ``"lleaves"``.
-    attrs
-        Extra global attributes of every output (for example a ``comment``).
-
-    Returns
-    -------
-    dict
-        ``{"gpp_30m": Dataset, "gpp_500m": Dataset}`` for the kinds given, each with ``gpp``
-        (float32, g m-2 d-1, NaN where the reflectance is missing) and ``n_valid_features``, on the
-        reflectance cube's grid and times.
-    """
-    from unique_xr.models.lgbm import GppModel, load_model
-
-    allow_missing = dict(allow_missing or {})
-    unknown = sorted((set(models) | set(allow_missing)) - set(GPP_STAGES))
-    if unknown:
-        raise SpecError(f"Unknown model kinds {unknown}; build_gpp knows {sorted(GPP_STAGES)}.")
-    out: dict[str, Any] = {}
-    for kind, model in models.items():
-        reflectance, drivers, name = GPP_STAGES[kind]
-        lacking = [c for c in (reflectance, drivers) if c not in cubes]
-        if lacking:
-            raise MissingVariableError(
-                f"The {kind} model needs the cubes {reflectance!r} and {drivers!r}; {lacking} not in {sorted(cubes)}. "
-                "Build the data layer with the matching collection and a met_path (DataLayerSpec)."
-            )
-        if not isinstance(model, GppModel):
-            model = load_model(model)
-        if model.card.kind != kind:
-            raise SpecError(f"The model given as {kind!r} is a {model.card.kind!r} model; pass it under that key.")
-        absent = tuple(allow_missing.get(kind, ()))
-        ds = with_drivers(cubes[reflectance], cubes[drivers])
-        gpp = ds.gpp.estimate(model, engine=engine, allow_missing=absent)
-        note = ", ".join(absent) or "none"
-        gpp["gpp"].attrs["inputs_absent"] = note
-        gpp.attrs.update({"inputs": f"{reflectance} + {drivers}", "inputs_absent": note, **(attrs or {})})
-        out[name] = gpp
-    return out
-
-
 def _gpp_summary(ds) -> dict[str, Any]:
     """Range, mean and valid share of ``gpp`` in one pass over a (written) GPP cube."""
     import dask
@@ -351,70 +290,6 @@ class DemoResult:
     gpp: GppResult
     staged: Any  # unique_xr.sample.StagedSample
     downscaled: DownscaleResult | None = None
-
-
-def build_downscaled_gpp(gpp_500m, static, grid: GridSpec, model, *, members: int = 4, steps: int | None = None,
-                         seed: int = 0, attrs: dict[str, Any] | None = None):
-    """Daily GPP_M downscaled onto the 30 m ``grid`` by a scheme-S2 diffusion model (lazy, nothing computes).
-
-    The 500 m field is resampled bilinearly onto ``grid``
-    (:func:`unique_xr.downscale.regrid.coarse_onto_grid`, as the model was trained) and downscaled
-    tile by tile with the auxiliaries the model was trained with, taken by name from ``static``.
-
-    Parameters
-    ----------
-    gpp_500m
-        Dataset with ``gpp`` ``(time, y, x)`` as :func:`build_gpp` writes ``gpp_500m``.
-    static
-        The data layer's ``static_30m`` cube on ``grid`` (``elevation``, ``frac_*``).
-    model
-        A :class:`~unique_xr.downscale.model.Downscaler` or its folder.
-    members, steps, seed
-        Ensemble size, DDIM steps (default: the model's) and noise seed.
-
-    Returns
-    -------
-    xarray.Dataset
-        ``gpp`` (ensemble mean) and ``gpp_spread`` (member standard deviation), float32,
-        g m-2 d-1, on ``grid`` at every time of ``gpp_500m``; NaN where GPP_M is missing.
-    """
-    from unique_xr.downscale import downscale, load_downscaler
-    from unique_xr.downscale.model import Downscaler
-    from unique_xr.downscale.regrid import coarse_onto_grid
-    from unique_xr.schema import cf_attrs
-
-    if not isinstance(model, Downscaler):
-        model = load_downscaler(model)
-    names = [a.name for a in model.norm.aux]
-    lacking = [n for n in names if n not in static]
-    if lacking:
-        raise MissingVariableError(
-            f"The downscaling model was trained with the auxiliaries {names}; {lacking} not in the static cube "
-            f"({sorted(map(str, static.data_vars))}). Build the data layer with a DEM and land cover."
-        )
-    aux = [static[n] for n in names]
-    # one task per static chunk and day
-    coarse = coarse_onto_grid(gpp_500m["gpp"], grid)
-    out = downscale(coarse, model, aux=aux, members=members, steps=steps, seed=seed, name="gpp")
-    out = out[["gpp", "gpp_spread"]] if members > 1 else out[["gpp"]]
-    token = out.attrs["source_model_token"]
-    steps = steps or model.config.sample_steps
-    base = {k: v for k, v in cf_attrs("gpp").items() if k != "valid_range"}
-    out["gpp"].attrs = {**base, "grid_mapping": "spatial_ref",
-                        "long_name": "gross primary productivity: GPP_M (500 m) downscaled to 30 m by the "
-                                     f"scheme-{model.scheme.upper()} diffusion model, mean of {members} members",
-                        "cell_methods": "time: mean"}
-    if "gpp_spread" in out:
-        out["gpp_spread"].attrs = {"units": base["units"], "grid_mapping": "spatial_ref",
-                                   "long_name": f"standard deviation of the {members} downscaled ensemble members"}
-    out.attrs = {
-        "source": f"unique_xr diffusion downscaling (scheme {model.scheme}) of GPP_M",
-        "inputs": "gpp_500m (bilinear onto the 30 m grid) + static_30m: " + ", ".join(names),
-        "downscaling_model_token": token, "downscaling_scheme": model.scheme,
-        "downscaling_members": members, "downscaling_sampler": model.config.sampler, "downscaling_steps": steps,
-        "downscaling_seed": seed, **(attrs or {}),
-    }
-    return out
 
 
 def run_downscale_gpp(cube_dir: str | Path, model, *, members: int = 4, steps: int | None = None, seed: int = 0,

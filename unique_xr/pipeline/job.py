@@ -231,8 +231,6 @@ def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLi
     stac
         Write the output STAC Collection and Items when the job finishes.
     """
-    import dask
-
     from unique_xr import __version__
     from unique_xr._files import ensure_folder
     from unique_xr.pipeline import stages
@@ -247,6 +245,10 @@ def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLi
     ensure_folder(out, what="The cube's output folder")
     fine, _ = spec.grids
     units = plan_units(fine.shape, size=spec.unit_size, n_days=len(spec.days), unit_days=spec.unit_days)
+    if spec.region_geometry is not None:  # tiles wholly outside the polygon stay NaN: not computed, not counted
+        from unique_xr.load.region import polygon_mask
+
+        units = [u for u in units if polygon_mask(spec.region_geometry, fine.window(u.rows, u.cols)).any()]
     if store is not None and store.units_done() >= {u.id for u in units}:
         logger.info("all %d units of %s are committed; nothing to do", len(units), out)
         return _result(spec, out, store, units, 0, t0, 0, stac and not (out / "stac" / "collection.json").is_file())
@@ -255,11 +257,20 @@ def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLi
     classes = None
     if spec.landcover:
         classes = ESA_WORLDCOVER_CLASSES if spec.landcover == "esa-worldcover" else IO_LULC_CLASSES
+    from unique_xr.downscale.model import resolve_device
+
+    # "auto" is what this machine has (stages.DownscalingPlan resolves it the same way for the tasks)
+    gpu = resolve_device(spec.device).startswith("cuda")
+    if gpu and client is None and scheduler is None and workers is None:
+        import torch
+
+        workers = max(torch.cuda.device_count(), 1)  # a LocalCluster of one worker per GPU
     with _cluster(client, scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
-                  resources={"GPU": 1} if spec.device == "cuda" else None) as c:
+                  resources={"GPU": 1} if gpu else None) as c:
         downscaler = _downscaler(spec, out, items, units, models, c)
         plan = stages.DownscalingPlan(spec, downscaler)
-        tokens = {"gpp_m": models["gpp_m"].card.model_sha256 or "", "downscaler": downscaler.token}
+        tokens = {kind: model.card.model_sha256 or "" for kind, model in models.items()}
+        tokens["downscaler"] = downscaler.token
         if store is None:
             # the model's inputs against what the data layer gives, before anything is written
             plan.check_inputs(stages.static_layers(spec, items, units[0].window(plan.halo, fine.shape)))
@@ -275,9 +286,15 @@ def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLi
                                      time_chunk=spec.time_chunk, classes=classes, attrs=attrs)
             store = CubeStore.create(out, template, metadata={"job_token": spec.token, "job_spec": spec.to_json(),
                                                               "units_total": len(units), "model_tokens": tokens})
+        made_with = store.metadata.get("model_tokens") or {}
+        if made_with.get("downscaler") not in (None, downscaler.token):
+            raise CubeStoreError(
+                f"The units in {out} were downscaled by model {made_with['downscaler']}, this run would use "
+                f"{downscaler.token} (was {out / DOWNSCALER_DIR} refitted or replaced?); mixing them would give a cube "
+                "of two models. Restore that model folder, or start over in another --out folder.")
         done = store.units_done()
         todo = deque(u for u in units if u.id not in done)
-        meta = {"job_token": spec.token, "units_total": len(units)}
+        meta = {"job_token": spec.token, "job_spec": spec.to_json(), "units_total": len(units), "model_tokens": tokens}
         bar = JobProgress(len(units), len(units) - len(todo), live=progress)
         ran = 0
         try:

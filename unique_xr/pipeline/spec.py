@@ -165,7 +165,7 @@ class CubeJobSpec:
     steps: int | None = None
     seed: int = 0
     device: str = "cpu"
-    fit_preset: str = "quick"
+    fit_preset: str = "cpu"
     fit_steps: int | None = None
     fit_units: int = 4
     fit_dates: int = 8
@@ -217,6 +217,8 @@ class CubeJobSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise _fail(name, value, "must be a number of metres")
+        object.__setattr__(self, "resolution", float(self.resolution))
+        object.__setattr__(self, "anchor", float(self.anchor))
         if self.resolution <= 0:
             raise _fail("resolution", self.resolution, "must be a positive number of metres")
         for name, low in (("coarse_factor", 1), ("members", 1), ("fit_units", 1), ("fit_dates", 1), ("in_flight", 1),
@@ -231,7 +233,13 @@ class CubeJobSpec:
         if self.unit_size % self.chunk:
             raise _fail("unit_size", self.unit_size, f"must be a multiple of [output] chunk = {self.chunk} so units "
                         "write whole chunks")
+        if self.unit_days is not None and self.unit_days % self.time_chunk:
+            raise _fail("unit_days", self.unit_days, f"must be a multiple of [output] time_chunk = {self.time_chunk} so "
+                        "no two units write the same chunk")
         for name in ("start", "end"):
+            value = getattr(self, name)
+            if isinstance(value, (dt.date, dt.datetime)):  # an unquoted TOML date
+                object.__setattr__(self, name, value.isoformat()[:10])
             try:
                 dt.date.fromisoformat(str(getattr(self, name)))
             except ValueError:

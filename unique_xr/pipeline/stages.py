@@ -92,7 +92,8 @@ def data_layer(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int, i
                days: Sequence[Any], landsat_days: Sequence[str] = (), static: bool = True) -> dict[str, Any]:
     """Lazy cubes of one window of the region.
 
-    ``modis`` (QA-masked NBAR + indices) and ``meteo_coarse`` on the coarse grid over ``days``;
+    ``modis`` (QA-masked NBAR + indices) on the coarse grid on ``days`` (a list of days) and
+    ``meteo_coarse`` from the first to the last of them;
     ``static`` (elevation, slope, land-cover fractions) on the 30 m grid; with ``landsat_days``,
     ``landsat`` (masked reflectance + indices on those days) and ``meteo_fine``.
     """
@@ -107,10 +108,11 @@ def data_layer(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int, i
     sign = signer_for(spec.source)
     chunk = {"time": 1, "y": spec.chunk, "x": spec.chunk}
     common = {"engine": spec.engine, "sign": sign}
-    start, end = str(days[0])[:10], str(days[-1])[:10]
+    wanted = {str(d)[:10] for d in days}
+    start, end = min(wanted), max(wanted)
     met = open_reanalysis(spec.meteo)
     cubes: dict[str, Any] = {}
-    modis_items = [it for it in _over(items[MODIS], coarse) if start <= _day(it) <= end]
+    modis_items = [it for it in _over(items[MODIS], coarse) if _day(it) in wanted]
     if not modis_items:
         raise EmptySearchError(f"No {MODIS} items over the window {window} between {start} and {end}.")
     ds = load(modis_items, grid=coarse, collection=MODIS, assets=MODIS_ASSETS, chunks={"time": 1, "y": -1, "x": -1},
@@ -135,7 +137,7 @@ def static_layers(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int
 
     from unique_xr.features.static import landcover_fractions, terrain
     from unique_xr.load.stack import load
-    from unique_xr.pipeline.demo import latest_valid
+    from unique_xr.features.combine import latest_valid
     from unique_xr.search.collections import ESA_WORLDCOVER_CLASSES, IO_LULC_CLASSES
     from unique_xr.search.stac import signer_for
 
@@ -162,7 +164,7 @@ def gpp_stage(spec: CubeJobSpec, cubes: Mapping[str, Any], models: Mapping[str, 
     """``{"gpp_m": DataArray (time, y, x) on the coarse grid, daily over ``days``; "gpp_l": on the Landsat days}``."""
     import pandas as pd
 
-    from unique_xr.pipeline.demo import build_gpp
+    from unique_xr.models.gpp_stage import build_gpp
 
     out = {}
     if "gpp_m" in models:
@@ -268,7 +270,7 @@ def dominant_class(static, classes: Mapping[int, str]):
 
 
 def fit_units(units: Sequence[WorkUnit], n: int) -> list[WorkUnit]:
-    """Up to ``n`` units of the most common full size, spread evenly over the region (first day block)."""
+    """Up to ``n`` units of the largest size (fit needs pairs of one shape), spread evenly over the region."""
     first = [u for u in units if u.days[0] == 0]
     shapes: dict[tuple[int, int], list[WorkUnit]] = {}
     for u in first:
@@ -296,7 +298,7 @@ def fit_pairs(spec: CubeJobSpec, items: Mapping[str, Any], units: Sequence[WorkU
     out = []
     for unit in units:
         window = (unit.rows[0], unit.rows[1], unit.cols[0], unit.cols[1])
-        cubes = data_layer(spec, items, window, days=[min(dates), max(dates)], landsat_days=dates)
+        cubes = data_layer(spec, items, window, days=dates, landsat_days=dates)
         if "landsat" not in cubes:
             continue
         gpp = gpp_stage(spec, cubes, models)
