@@ -13,18 +13,21 @@ The downscaler is fitted **once** by the job on the smallest square (``downscale
 preset, ``--fit-steps`` steps); every measured run is then given that folder, so all sizes use the
 same model. Figures:
 
-a. **end to end**, per size: pixel-days per second as the job reports it (search, model loading,
-   template, every unit, the output STAC; wall clock of ``run_cube``) and from the first to the
-   last unit commit; a ``distributed.LocalCluster`` of ``--workers`` processes x 1 thread made here
-   and passed as ``client=`` (its start-up is not timed).
+a. **end to end**, per size: pixel-days per second over the wall clock of ``run_cube`` (search,
+   model loading, template, every unit, the output STAC), on a fresh ``distributed.LocalCluster``
+   of ``--workers`` processes x 1 thread made here and passed as ``client=`` (its start-up and the
+   workers' imports of torch, LightGBM, GDAL and Icechunk are done before the clock starts); the
+   workers' CPU seconds per wall second, and pixel-days per worker CPU second (what a worker does
+   with a core of its own: on a shared machine the wall clock understates it); unit commit times.
 b. **memory**, per size: the client's peak RSS during ``run_cube`` (kernel high-water mark
    ``VmHWM``, reset with ``/proc/self/clear_refs`` just before) and each worker's (``VmHWM`` of the
    worker process, reset once the cluster is up), plus a ``--sample-every`` seconds psutil sampler
    of the workers' RSS (they agree). Flat = the largest region's peaks within ``--flat-tolerance``
    of the smallest's.
 c. **tasks per unit**: ``len(graph.__dask_graph__())`` of ``job._unit_graph`` for every unit of
-   every size (what the job submits per unit); constant = the same for units of the same window
-   (the unit and its halo, clipped at the region's edge), whatever the region size.
+   every size (what the job submits per unit); constant = one count per kind of unit (its window,
+   the unit and its halo clipped at the region's edge, and where the window starts against the
+   chunk lattice), whatever the region size.
 d. **1 vs 2 workers**: the ``--scaling-size`` square again with 1 worker (and with 2 if the sizes
    ran with another count).
 e. **share of time per stage**: one unit (an interior one of the largest square, its window the
@@ -32,13 +35,17 @@ e. **share of time per stage**: one unit (an interior one of the largest square,
    stage by stage, each stage's input persisted in memory first: data layer (MODIS, meteorology,
    DEM, land-cover fractions), GPP_M (LightGBM on the coarse grid), downscaling (tiles, members,
    sampler), write (dominant land cover, Icechunk chunk writes, fork merge, the checked commit;
-   into a copy of the store). The same unit's whole graph computed in one go is the check.
+   into a copy of the store). The same unit's whole graph computed in one go is the check; the
+   calls of the downscaling kernel (``predict_block``, once per block and day) are counted in both.
 f. **arithmetic, not measured**: a national year (South Korea at 30 m: about 111 M pixels a day,
    40 G pixel-days a year) from the measured rates, with the assumptions stated in the record.
 
 Run from the repository root::
 
-    python benchmarks/bench_cube.py                 # ~10 min on 2 shared cores; results/cube.json + cube.md
+    python benchmarks/bench_cube.py          # 11 min on 2 shared cores; results/cube.json + cube.md
+
+``--smoke`` (the test's tiny run) makes the workers threads of this process: fast, but then the
+workers' memory and CPU are this process's.
 
 Results go to ``--out`` (default ``benchmarks/results/cube.json``) and a markdown table next to it
 (``.md``), with the command that made them and the machine they ran on.
@@ -236,16 +243,21 @@ WORKER_MODULES = ("torch", "lightgbm", "rasterio", "stackstac", "icechunk", "zar
 
 
 @contextlib.contextmanager
-def cluster(workers: int):
-    """A LocalCluster of ``workers`` processes x 1 thread, its workers' imports done; ``(client, pids, seconds)``."""
+def cluster(workers: int, processes: bool = True):
+    """A LocalCluster of ``workers`` processes x 1 thread, its workers' imports done; ``(client, pids, seconds)``.
+
+    ``processes=False`` (smoke runs) makes the workers threads of this process: no start-up, but the
+    workers' memory is then this process's.
+    """
     import importlib
 
     import distributed
 
     t0 = time.perf_counter()
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as lc, distributed.Client(lc) as client:
-        pids = [w.process.pid for w in lc.workers.values()]
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as lc, \
+            distributed.Client(lc) as client:
+        pids = [w.process.pid if processes else os.getpid() for w in lc.workers.values()]
         for name in WORKER_MODULES:
             with contextlib.suppress(ImportError):
                 client.run(importlib.import_module, name)
@@ -253,10 +265,10 @@ def cluster(workers: int):
 
 
 class Clusters:
-    """A fresh cluster for every run, or (``reuse``) one per worker count kept for every run (smoke runs)."""
+    """A fresh cluster of worker processes for every run, or (``smoke``) one in-process cluster per worker count."""
 
-    def __init__(self, reuse: bool) -> None:
-        self.reuse, self.stack, self.kept = reuse, contextlib.ExitStack(), {}
+    def __init__(self, smoke: bool) -> None:
+        self.reuse, self.stack, self.kept = smoke, contextlib.ExitStack(), {}
 
     @contextlib.contextmanager
     def get(self, workers: int):
@@ -265,7 +277,7 @@ class Clusters:
                 yield c
             return
         if workers not in self.kept:
-            self.kept[workers] = self.stack.enter_context(cluster(workers))
+            self.kept[workers] = self.stack.enter_context(cluster(workers, processes=False))
             yield self.kept[workers]
         else:
             client, pids, _ = self.kept[workers]
@@ -285,11 +297,10 @@ def run_job(spec, workers: int, every: float, clusters: Clusters) -> dict:
     level = log.level
     log.setLevel(logging.INFO)
     try:
-        with clusters.get(workers) as (client, pids, startup):
-            with Watch(pids, every) as watch:
-                t0 = time.perf_counter()
-                result = run_cube(spec, client=client, progress=False, stac=True)
-                wall = time.perf_counter() - t0
+        with clusters.get(workers) as (client, pids, startup), Watch(pids, every) as watch:
+            t0 = time.perf_counter()
+            result = run_cube(spec, client=client, progress=False, stac=True)
+            wall = time.perf_counter() - t0
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
@@ -313,7 +324,12 @@ def run_job(spec, workers: int, every: float, clusters: Clusters) -> dict:
 
 
 def tasks_per_unit(spec) -> dict:
-    """Tasks of every unit's graph (``job._unit_graph``), by the unit's window (unit + halo, clipped)."""
+    """Tasks of every unit's graph (``job._unit_graph``) with the unit's window (unit + halo, clipped at the edge).
+
+    A unit's graph depends on its window's shape and on where the window starts against the output
+    chunk lattice (the data layer is cut from the window's origin, the prediction blocks on the
+    lattice), not on the region: units of the same kind have the same number of tasks in every region.
+    """
     from unique_xr.downscale import load_downscaler
     from unique_xr.pipeline import job, stages
     from unique_xr.pipeline.units import plan_units
@@ -331,7 +347,8 @@ def tasks_per_unit(spec) -> dict:
     for unit in units:
         graph, _ = job._unit_graph(spec, unit, items, models, plan, store, ESA_WORLDCOVER_CLASSES)
         y0, y1, x0, x1 = unit.window(plan.halo, fine.shape)
-        out.append({"unit": unit.id, "window_px": [y1 - y0, x1 - x0], "tasks": len(graph.__dask_graph__())})
+        out.append({"unit": unit.id, "window_px": [y1 - y0, x1 - x0], "window_origin_mod_chunk":
+                    [y0 % spec.chunk, x0 % spec.chunk], "tasks": len(graph.__dask_graph__())})
     return {"halo_px": plan.halo, "units": out, "build_seconds_per_unit": round((time.perf_counter() - t0) / len(units), 3)}
 
 
@@ -433,47 +450,89 @@ def stage_times(spec, work: Path) -> dict:
 # f. national arithmetic
 
 
-def national(rate_per_worker: float, rate_machine: float, workers: int, stages_record: dict, days: int) -> dict:
-    """A national year from the measured rates; every assumption in the record."""
-    def hours(rate: float) -> float:
-        return NATIONAL_YEAR_PIXEL_DAYS / rate / 3600
+def worker_cpu_rate(run: dict) -> float:
+    """Pixel-days per CPU second of the workers: what a worker does with a core of its own."""
+    cpu = sum(run["memory"]["worker_cpu_seconds_per_wall_second"]) * run["seconds"]
+    return run["pixel_days"] / cpu if cpu else float("nan")
 
-    per_px = stages_record["microseconds_per_pixel_day"]
+
+def national(record: dict) -> dict:
+    """A national year from the measured rates (arithmetic, not measured); every assumption in the record."""
+    runs, st, days = record["runs"], record["stages"], record["config"]["days"]
+    largest, two = runs[-1], record["workers_1_vs_2"]["two_workers"]
+    per_cpu = worker_cpu_rate(largest)
+    per_px = st["microseconds_per_pixel_day"]
     daily = sum(v for k, v in per_px.items() if k != "data_layer_static")
     # a year-long unit (unit_days = 365) reads the static layers once for 365 days instead of once for ``days``
-    year_unit = daily + stages_record["static_microseconds_per_unit_pixel"] / 365
-    calls = stages_record["downscaling_kernel_calls"]
+    year_unit = daily + st["static_microseconds_per_unit_pixel"] / 365
+    calls = st["downscaling_kernel_calls"]
+    twice = calls["whole_unit_graph"] / max(calls["staged"], 1)
+
+    def core_hours(us_per_pixel_day: float) -> int:
+        return round(NATIONAL_YEAR_PIXEL_DAYS * us_per_pixel_day / 1e6 / 3600)
+
     return {
         "national_year_pixel_days": NATIONAL_YEAR_PIXEL_DAYS, "national_day_pixels": NATIONAL_DAY_PIXELS,
-        "measured": {
-            "pixel_days_per_second_one_worker": round(rate_per_worker, 1),
-            "core_hours_per_national_year": round(hours(rate_per_worker)),
-            "core_hours_per_national_day": round(NATIONAL_DAY_PIXELS / rate_per_worker / 3600, 2),
-            "this_machine_hours_per_national_year": round(hours(rate_machine)),
-            "this_machine_workers": workers,
-            "cores_for_a_national_year_in_24_h": math.ceil(hours(rate_per_worker) / 24),
+        "measured_end_to_end": {
+            "basis": f"the {largest['region_px'][0]} px run: pixel-days per CPU second of its workers",
+            "pixel_days_per_worker_cpu_second": round(per_cpu, 1),
+            "pixel_days_per_worker_cpu_second_every_run": [round(worker_cpu_rate(r), 1) for r in runs],
+            "core_hours_per_national_year": core_hours(1e6 / per_cpu),
+            "core_hours_per_national_day": round(NATIONAL_DAY_PIXELS / per_cpu / 3600, 2),
+            "cores_for_a_national_year_in_24_h": math.ceil(NATIONAL_YEAR_PIXEL_DAYS / per_cpu / 3600 / 24),
+            "this_shared_machine_hours_per_national_year_2_workers": round(
+                NATIONAL_YEAR_PIXEL_DAYS / two["pixel_days_per_second"] / 3600),
         },
         "from_stages_one_thread": {
             "microseconds_per_pixel_day_as_measured": round(sum(per_px.values()), 2),
             "microseconds_per_pixel_day_year_long_units": round(year_unit, 2),
-            "core_hours_per_national_year_year_long_units": round(NATIONAL_YEAR_PIXEL_DAYS * year_unit / 1e6 / 3600),
+            "core_hours_per_national_year_year_long_units": core_hours(year_unit),
             "downscaling_share_year_long_units": round(per_px["downscaling"] / year_unit, 3),
-            "job_computes_downscaling_times": round(calls["whole_unit_graph"] / max(calls["staged"], 1), 2),
+            "job_computes_downscaling_times": round(twice, 2),
+            "core_hours_per_national_year_year_long_units_as_the_job_runs_today": core_hours(
+                year_unit + (twice - 1) * per_px["downscaling"]),
+            "core_hours_per_national_year_everything_but_the_downscaling": core_hours(
+                year_unit - per_px["downscaling"]),
         },
         "assumptions": [
-            "time is linear in pixel-days: a unit's work and memory do not depend on the region (measured: tasks "
-            "per unit and peak memory against region size)",
-            "one worker per core, workers scale linearly (measured here 1 -> 2 workers on a shared 2-core machine)",
-            "the CPU test configuration of the downscaler (quick preset: 8 x (1, 2) channels, 32 px tiles, 2 members "
-            "x 2 DDIM steps); a production network costs orders of magnitude more per pixel (bench_downscale.py)",
-            f"measured over {days} days per unit: the static layers (DEM, land-cover fractions) are read once per "
-            "unit, so year-long units (unit_days = 365) spread them over 365 days (the from_stages figures)",
+            ("time is linear in pixel-days: a unit's work and memory do not depend on the region (measured: tasks "
+             "per unit and peak memory against region size)"),
+            ("one worker per core, and a worker with a core of its own does what it did per CPU second here (the "
+             "machine was shared: wall-clock rates understate it; the pixel-days per worker CPU second agree "
+             "across the runs)"),
+            ("the CPU test configuration of the downscaler (quick preset: 8 x (1, 2) channels, 32 px tiles, 2 members "
+             "x 2 DDIM steps); a production network costs orders of magnitude more per pixel (bench_downscale.py)"),
+            (f"measured over {days} days per unit: the static layers (DEM, land-cover fractions) are read once per "
+             "unit, so year-long units (unit_days = 365) spread them over 365 days (the from_stages figures)"),
+            "the client (search, graphs, commits: 0.1-0.25 CPU s/s here) on a core of its own, not counted",
             "inputs on a local disk (synthetic COGs), no network reads; Planetary Computer reads add their latency",
             "MODIS on the 480 m lattice; Landsat not read (the downscaler is given, not fitted)",
             "the output store on a local disk; one day per time chunk",
             "CPU only: no GPU was lent in this session",
         ],
     }
+
+
+def summarise(record: dict) -> dict:
+    """The derived figures (memory flatness, 1 vs 2 workers, the national arithmetic) from the measured ones."""
+    runs, tol = record["runs"], record["config"]["flat_tolerance"]
+    small, big = runs[0]["memory"], runs[-1]["memory"]
+    client_ratio = round(big["client_peak_gb"] / small["client_peak_gb"], 3)
+    worker_ratio = round(max(big["worker_peak_gb"]) / max(small["worker_peak_gb"]), 3)
+    record["memory_flat"] = {
+        "client_ratio": client_ratio, "worker_ratio": worker_ratio, "tolerance": tol,
+        "flat": bool(client_ratio <= tol and worker_ratio <= tol),
+        "worker_growth_during_run_gb": [max(r["memory"]["worker_peak_above_start_gb"]) for r in runs],
+        "client_growth_during_run_gb": [round(r["memory"]["client_peak_gb"] - r["memory"]["client_start_gb"], 3)
+                                        for r in runs]}
+    scaling = record["workers_1_vs_2"]
+    one, two = scaling["one_worker"], scaling["two_workers"]
+    scaling["speedup"] = round(one["seconds"] / two["seconds"], 3)
+    scaling["worker_cpu_seconds_per_wall_second_total"] = [
+        round(sum(r["memory"]["worker_cpu_seconds_per_wall_second"]), 2) for r in (one, two)]
+    scaling["pixel_days_per_worker_cpu_second"] = [round(worker_cpu_rate(r), 1) for r in (one, two)]
+    record["national"] = national(record)
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,43 +567,62 @@ def _machine() -> dict:
 
 def markdown(record: dict) -> str:
     runs, st, nat = record["runs"], record["stages"], record["national"]
-    lines = [f"# bench_cube: the national cube job end to end ({record['config']['description']})", "",
-             "```bash", record["command"], "```", "",
-             f"Machine: {record['machine'].get('cpu_model', '?')}, {record['machine']['cpus']} CPUs, "
-             f"{record['machine'].get('memory_gb', '?')} GB; load average {record['load_average_start_end']} "
-             "(start, end); no GPU.", "",
-             "| region | units | workers | pixel-days | wall | pixel-days/s | client peak | worker peak (each) | "
-             "worker CPU s/s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in runs:
+    me, fs = nat["measured_end_to_end"], nat["from_stages_one_thread"]
+    machine, flat, scaling = record["machine"], record["memory_flat"], record["workers_1_vs_2"]
+    lines = [
+        f"# bench_cube: the national cube job end to end ({record['config']['description']})", "",
+        "```bash", record["command"], "```", "",
+        (f"Machine: {machine.get('cpu_model', '?')}, {machine['cpus']} CPUs, {machine.get('memory_gb', '?')} GB; "
+         f"load average {record['load_average_start_end']} (start, end); no GPU was lent."), "",
+        ("| region | units | workers | pixel-days | wall | pixel-days/s | worker CPU s/s | pixel-days per worker "
+         "CPU s | client peak | worker peak (each) | worker growth during the run |"),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in [*runs, *(v for k, v in (("1", scaling["one_worker"]), ("2", scaling["two_workers"]))
+                       if v not in runs)]:
         m = r["memory"]
         lines.append(f"| {r['region_px'][0]} x {r['region_px'][1]} | {r['units']} | {r['workers']} | "
                      f"{r['pixel_days'] / 1e6:.2f} M | {r['seconds']:.1f} s | {r['pixel_days_per_second']:,.0f} | "
+                     f"{', '.join(str(c) for c in m['worker_cpu_seconds_per_wall_second'])} | "
+                     f"{worker_cpu_rate(r):,.0f} | "
                      f"{m['client_peak_gb']:.2f} GB | {', '.join(f'{g:.2f}' for g in m['worker_peak_gb'])} GB | "
-                     f"{', '.join(str(c) for c in m['worker_cpu_seconds_per_wall_second'])} |")
-    lines += ["", f"Memory flat (largest / smallest region, peak): client {record['memory_flat']['client_ratio']}x, "
-              f"worker {record['memory_flat']['worker_ratio']}x -> **{record['memory_flat']['flat']}**.", "",
-              "Tasks per unit (by window = unit + halo, clipped at the region's edge):", "",
-              "| region | units | tasks per unit (window -> tasks) |", "| --- | --- | --- |"]
+                     f"{', '.join(f'{g:.2f}' for g in m['worker_peak_above_start_gb'])} GB |")
+    lines += [
+        "", (f"Peak memory, largest / smallest region: client {flat['client_ratio']}x, worker {flat['worker_ratio']}x "
+             f"(flat within {flat['tolerance']}x: **{flat['flat']}**). 1 -> 2 workers on {scaling['region_px']} px: "
+             f"**{scaling['speedup']}x** wall clock, the workers getting "
+             f"{' -> '.join(map(str, scaling['worker_cpu_seconds_per_wall_second_total']))} CPU s/s in all; "
+             f"{' -> '.join(f'{v:,.0f}' for v in scaling['pixel_days_per_worker_cpu_second'])} pixel-days per worker "
+             "CPU second."), "",
+        ("Tasks per unit, by the unit's window (unit + halo, clipped at the region's edge) and where it starts "
+         "against the chunk lattice:"), "",
+        "| region | units | window -> tasks per unit |", "| --- | --- | --- |"]
     for size, t in record["tasks_per_unit"].items():
-        groups = ", ".join(f"{w} -> {sorted(set(n))}" for w, n in t["by_window"].items())
+        groups = "; ".join(f"{w} -> {', '.join(map(str, sorted(set(n))))}" for w, n in t["by_window"].items())
         lines.append(f"| {size} | {len(t['units'])} | {groups} |")
-    lines += ["", f"Constant for the same window across region sizes: **{record['tasks_constant']}**.", "",
-              f"Stages of one unit ({st['unit']}, {st['unit_px'][0]} x {st['unit_px'][1]} px + halo = "
-              f"{st['window_px'][0]} x {st['window_px'][1]}, {st['days']} days; {st['scheduler']}):", "",
-              "| stage | seconds | share | us per pixel-day |", "| --- | --- | --- | --- |"]
+    lines += [
+        "", f"One count per kind of unit across every region size: **{record['tasks_constant']}**.", "",
+        (f"Stages of one unit ({st['unit']}: {st['unit_px'][0]} x {st['unit_px'][1]} px, window "
+         f"{st['window_px'][0]} x {st['window_px'][1]}, {st['days']} days; {st['scheduler']}, each stage's input "
+         "persisted):"), "",
+        "| stage | seconds | share | us per pixel-day |", "| --- | --- | --- | --- |"]
     for k, v in st["seconds"].items():
         lines.append(f"| {k} | {v:.2f} | {st['share'][k]:.1%} | {st['microseconds_per_pixel_day'][k]:.1f} |")
-    lines += [f"| total (staged) | {st['staged_total_seconds']:.2f} | | |",
-              f"| whole unit graph in one go | {st['whole_unit_graph_seconds']:.2f} | | |", "",
-              f"Downscaling kernel calls for this unit: {st['downscaling_kernel_calls']['staged']} staged, "
-              f"{st['downscaling_kernel_calls']['whole_unit_graph']} in the job's unit graph.", "",
-              f"National year (40 G pixel-days): measured {nat['measured']['pixel_days_per_second_one_worker']:,.0f} "
-              f"pixel-days/s with one worker -> {nat['measured']['core_hours_per_national_year']:,} core-hours "
-              f"({nat['measured']['this_machine_hours_per_national_year']:,} h on this machine with 2 workers; "
-              f"{nat['measured']['cores_for_a_national_year_in_24_h']:,} cores for a year in 24 h). From the stages, "
-              f"year-long units: {nat['from_stages_one_thread']['microseconds_per_pixel_day_year_long_units']} us per "
-              f"pixel-day -> {nat['from_stages_one_thread']['core_hours_per_national_year_year_long_units']:,} "
-              "core-hours. Assumptions:", ""]
+    calls = st["downscaling_kernel_calls"]
+    lines += [
+        f"| total (staged) | {st['staged_total_seconds']:.2f} | | |",
+        f"| the job's whole unit graph in one go | {st['whole_unit_graph_seconds']:.2f} | | |", "",
+        (f"Downscaling kernel calls for this unit: {calls['staged']} staged, {calls['whole_unit_graph']} in the "
+         "job's unit graph."), "",
+        (f"National year (40 G pixel-days), arithmetic: measured end to end "
+         f"{me['pixel_days_per_worker_cpu_second']:,.0f} pixel-days per worker CPU second -> "
+         f"**{me['core_hours_per_national_year']:,} core-hours** ({me['core_hours_per_national_day']} per national day; "
+         f"{me['cores_for_a_national_year_in_24_h']:,} cores for a year in 24 h; "
+         f"{me['this_shared_machine_hours_per_national_year_2_workers']:,} h on this shared machine). From the "
+         f"stages, year-long units: {fs['microseconds_per_pixel_day_year_long_units']} us per pixel-day -> "
+         f"{fs['core_hours_per_national_year_year_long_units']:,} core-hours with the downscaling computed once, "
+         f"{fs['core_hours_per_national_year_year_long_units_as_the_job_runs_today']:,} as the job computes it "
+         f"({fs['job_computes_downscaling_times']}x). Assumptions:"), ""]
     lines += [f"- {a}" for a in nat["assumptions"]]
     return "\n".join(lines) + "\n"
 
@@ -552,7 +630,7 @@ def markdown(record: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="region sides (30 m px)")
-    parser.add_argument("--days", type=int, default=8, help="days of the period")
+    parser.add_argument("--days", type=int, default=4, help="days of the period (Landsat on the first and last)")
     parser.add_argument("--unit-size", type=int, default=256)
     parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--members", type=int, default=2)
@@ -564,6 +642,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sample-every", type=float, default=0.25)
     parser.add_argument("--flat-tolerance", type=float, default=1.25)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--downscaler", default="fit",
+                        help="a fitted downscaler folder instead of the job fitting one on the smallest square")
+    parser.add_argument("--smoke", action="store_true",
+                        help="workers as threads of this process, one cluster per worker count (smoke runs: fast, "
+                             "but worker memory is then this process's)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the inputs and stores (default: temp)")
     parser.add_argument("--out", type=Path, default=RESULTS / "cube.json")
     args = parser.parse_args(argv)
@@ -574,10 +657,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     for name in ("distributed", "bokeh", "tornado"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    command = "python benchmarks/bench_cube.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = ("python benchmarks/bench_cube.py " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     load_start = os.getloadavg()
     t_start = time.perf_counter()
+    clusters = Clusters(args.smoke)
     with contextlib.ExitStack() as stack:
+        stack.callback(clusters.close)
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_cube_")))
         t0 = time.perf_counter()
         region = make_inputs(work / "inputs", max(sizes), args.days, args.seed)
@@ -586,16 +671,18 @@ def main(argv: list[str] | None = None) -> dict:
 
         # the downscaler: fitted once by the job, on the smallest square
         t0 = time.perf_counter()
-        fit_spec = job_spec(region, sizes[0], work / "fit", "fit", args)
-        fit_run = run_job(fit_spec, args.workers, args.sample_every)
-        downscaler = str(work / "fit" / "downscaler")
+        fit_run, downscaler = None, args.downscaler
+        if downscaler == "fit":
+            fit_spec = job_spec(region, sizes[0], work / "fit", "fit", args)
+            fit_run = run_job(fit_spec, args.workers, args.sample_every, clusters)
+            downscaler = str(work / "fit" / "downscaler")
         timings["fit_run"] = round(time.perf_counter() - t0, 1)
 
         runs, specs = [], {}
         for side in sizes:
             spec = job_spec(region, side, work / f"cube_{side}", downscaler, args)
             specs[side] = spec
-            runs.append(run_job(spec, args.workers, args.sample_every))
+            runs.append(run_job(spec, args.workers, args.sample_every, clusters))
             print(f"{side} px, {args.workers} workers: {runs[-1]['seconds']} s, "
                   f"{runs[-1]['pixel_days_per_second']:,.0f} pixel-days/s", file=sys.stderr)
         timings["runs"] = round(time.perf_counter() - t0 - timings["fit_run"], 1)
@@ -603,7 +690,7 @@ def main(argv: list[str] | None = None) -> dict:
         for w in (1, 2):
             if w not in scaling_runs:
                 spec = job_spec(region, scaling, work / f"cube_{scaling}_w{w}", downscaler, args)
-                scaling_runs[w] = run_job(spec, w, args.sample_every)
+                scaling_runs[w] = run_job(spec, w, args.sample_every, clusters)
                 print(f"{scaling} px, {w} workers: {scaling_runs[w]['seconds']} s", file=sys.stderr)
 
         t0 = time.perf_counter()
@@ -612,7 +699,9 @@ def main(argv: list[str] | None = None) -> dict:
             t = tasks_per_unit(specs[side])
             by_window: dict[str, list[int]] = {}
             for u in t["units"]:
-                by_window.setdefault(f"{u['window_px'][0]}x{u['window_px'][1]}", []).append(u["tasks"])
+                kind = (f"{u['window_px'][0]}x{u['window_px'][1]} at +{u['window_origin_mod_chunk'][0]}"
+                        f"/+{u['window_origin_mod_chunk'][1]}")
+                by_window.setdefault(kind, []).append(u["tasks"])
             tasks[f"{side}x{side}"] = {**t, "by_window": by_window}
         merged: dict[str, set[int]] = {}
         for t in tasks.values():
@@ -625,10 +714,6 @@ def main(argv: list[str] | None = None) -> dict:
         stages_record = stage_times(specs[sizes[-1]], work)
         timings["stages"] = round(time.perf_counter() - t0, 1)
 
-    small, big = runs[0]["memory"], runs[-1]["memory"]
-    client_ratio = round(big["client_peak_gb"] / small["client_peak_gb"], 3)
-    worker_ratio = round(max(big["worker_peak_gb"]) / max(small["worker_peak_gb"]), 3)
-    one, two = scaling_runs[1], scaling_runs[2]
     record = {
         "benchmark": "national cube job end to end (run_cube) on a synthetic region through a local STAC catalog",
         "command": command,
@@ -646,24 +731,22 @@ def main(argv: list[str] | None = None) -> dict:
             "job": {k: v for k, v in specs[sizes[-1]].to_dict().items()
                     if k in ("resolution", "coarse_factor", "members", "steps", "unit_size", "chunk", "time_chunk",
                              "in_flight", "scheme", "tree_engine", "engine", "device")},
-            "downscaler": {"fitted_on_px": sizes[0], "fit_preset": "quick", "fit_steps": args.fit_steps},
-            "workers": args.workers, "threads_per_worker": 1,
+            "downscaler": ({"fitted_on_px": sizes[0], "fit_preset": "quick", "fit_steps": args.fit_steps}
+                           if args.downscaler == "fit" else {"folder": args.downscaler}),
+            "workers": args.workers, "threads_per_worker": 1, "fresh_worker_processes_per_run": not args.smoke,
+            "days": args.days, "flat_tolerance": args.flat_tolerance,
         },
         "fit_run": fit_run,
         "runs": runs,
-        "memory_flat": {"client_ratio": client_ratio, "worker_ratio": worker_ratio, "tolerance": args.flat_tolerance,
-                        "flat": bool(client_ratio <= args.flat_tolerance and worker_ratio <= args.flat_tolerance)},
-        "workers_1_vs_2": {"region_px": scaling, "one_worker": one, "two_workers": two,
-                           "speedup": round(one["seconds"] / two["seconds"], 3)},
+        "workers_1_vs_2": {"region_px": scaling, "one_worker": scaling_runs[1], "two_workers": scaling_runs[2]},
         "tasks_per_unit": tasks,
         "tasks_per_unit_by_window": {w: sorted(n) for w, n in merged.items()},
         "tasks_constant": tasks_constant,
         "stages": stages_record,
-        "national": national(one["pixel_days_per_second"], two["pixel_days_per_second"], 2, stages_record,
-                             args.days),
         "section_seconds": timings,
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
+    summarise(record)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(record))

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -82,3 +84,34 @@ def test_bench_downscale_smoke(tmp_path):
     assert derived["national_year_hours"] > derived["national_day_hours"] > 0
     # a year in one H100-hour: 40 G pixel-days / 3600 s over (160 - 32)^2 new pixels per tile
     assert abs(saved["h100_hour_goal"]["large"]["tiles_per_s_needed"] - 40e9 / 3600 / 128**2) < 1
+
+
+@pytest.mark.slow  # the job runs 4 times (fit, 2 sizes, 2 workers): 37-42 s on 2 cores shared with other jobs (load ~3)
+def test_bench_cube_smoke(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("distributed")
+    pytest.importorskip("icechunk")
+    out = tmp_path / "cube.json"
+    record = _module("bench_cube").main([
+        "--sizes", "64", "128", "--unit-size", "64", "--chunk", "64", "--days", "2", "--fit-steps", "2",
+        "--workers", "1", "--scaling-size", "64", "--smoke", "--work", str(tmp_path / "work"),
+        "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["runs"] == record["runs"] and out.with_suffix(".md").read_text().startswith("# bench_cube")
+    # every size ran to the end: all units committed, a positive rate, peaks measured for the client and the worker
+    for run, side in zip(saved["runs"], (64, 128)):
+        assert run["region_px"] == [side, side] and run["units_run"] == run["units"] == (side // 64) ** 2
+        assert run["pixel_days"] == side * side * 2 and run["pixel_days_per_second"] > 0
+        assert run["memory"]["client_peak_gb"] > 0 and all(g > 0 for g in run["memory"]["worker_peak_gb"])
+    assert saved["memory_flat"]["client_ratio"] > 0 and saved["memory_flat"]["worker_ratio"] > 0
+    # tasks per unit: counted for every unit of every size, the same for units of the same kind
+    assert [len(t["units"]) for t in saved["tasks_per_unit"].values()] == [1, 4]
+    assert all(u["tasks"] > 0 for t in saved["tasks_per_unit"].values() for u in t["units"])
+    assert saved["tasks_constant"]
+    assert saved["workers_1_vs_2"]["one_worker"]["workers"] == 1 and saved["workers_1_vs_2"]["two_workers"]["workers"] == 2
+    stages = saved["stages"]
+    assert set(stages["seconds"]) == {"data_layer_static", "data_layer_daily", "gpp_m", "downscaling", "write_and_commit"}
+    assert abs(sum(stages["share"].values()) - 1) < 0.01 and stages["downscaling_kernel_calls"]["staged"] == 2
+    national = saved["national"]
+    assert national["measured_end_to_end"]["core_hours_per_national_year"] > 0
+    assert "no GPU" in " ".join(national["assumptions"])

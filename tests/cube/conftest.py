@@ -19,7 +19,7 @@ distributed = pytest.importorskip("distributed")
 # a 256 x 256-pixel corner of the sample region, on the 480 m lattice (edges at 15 m + k x 480 m)
 BOUNDS = (585135.0, -2231025.0, 592815.0, -2223345.0)
 SMALL = {"start": "2019-01-29", "end": "2019-01-30", "members": 2, "steps": 1, "unit_size": 128, "chunk": 128,
-         "in_flight": 2, "fit_steps": 20, "fit_units": 1, "fit_dates": 1}
+         "in_flight": 2, "fit_preset": "quick", "fit_steps": 20, "fit_units": 1, "fit_dates": 1}
 
 
 @pytest.fixture(scope="session")

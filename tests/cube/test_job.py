@@ -49,7 +49,7 @@ def test_fitted_job_writes_a_complete_cf_cube(fitted):
     assert attrs["Conventions"] == "CF-1.10" and attrs["job_token"] == spec.token
     assert json.loads(attrs["job_spec"])["start"] == "2019-01-29"
     tokens = json.loads(attrs["model_tokens"])
-    assert set(tokens) == {"gpp_m", "downscaler"}
+    assert set(tokens) == {"gpp_m", "gpp_l", "downscaler"}  # gpp_l made the pairs the downscaler was fitted on
     # the fitted downscaler is stored with the output, its token in the provenance
     from unique_xr.downscale import load_downscaler
 

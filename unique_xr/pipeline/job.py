@@ -134,6 +134,17 @@ def _downscaler(spec: CubeJobSpec, out: Path, items, units, models, client):
         if model.card.get("job_token") == spec.token:
             logger.info("using the downscaler fitted earlier by this job (%s)", folder)
             return model
+    from unique_xr.downscale.blockwise import halo
+    from unique_xr.downscale.tiling import TilePlan
+
+    overrides = {"train_steps": spec.fit_steps} if spec.fit_steps else {}
+    config = DownscaleConfig.preset(spec.fit_preset, seed=spec.seed, **overrides)
+    reach = halo(TilePlan.make((config.tile, config.tile), tile=config.tile, overlap=config.overlap),
+                 spec.coarse_factor)
+    if spec.chunk < reach:  # before any fitting: the fitted model's tiles would not fit the blocks
+        raise SpecError(f"[output] chunk = {spec.chunk} is narrower than the {reach} pixels the {spec.fit_preset!r} "
+                        f"downscaler's tiles (tile {config.tile}) read around a block; use chunk >= {reach} (a multiple "
+                        f"of {spec.coarse_factor}), or another [downscaling] fit_preset.")
     dates = stages.spread_dates(stages.landsat_dates(items[stages.LANDSAT]), spec.fit_dates)
     chosen = stages.fit_units(units, spec.fit_units)
     logger.info("fitting the downscaler on %d units x %d Landsat dates (%s)", len(chosen), len(dates),
@@ -143,12 +154,11 @@ def _downscaler(spec: CubeJobSpec, out: Path, items, units, models, client):
     (computed,) = dask.compute(lazy, scheduler=client)
     coarse, fine, aux, used = stages.pairs_for_training(computed, dates)
     logger.info("%d training pairs computed in %.1f s", len(fine), time.perf_counter() - t0)
-    overrides = {"train_steps": spec.fit_steps} if spec.fit_steps else {}
     partial = out / ".downscaler-partial"
     shutil.rmtree(partial, ignore_errors=True)
     model = fit(coarse, fine, aux=aux if spec.scheme == "s2" else None, scheme=spec.scheme, factor=spec.coarse_factor,
                 aux_kinds=["continuous"] * len(aux) if spec.scheme == "s2" else None,
-                config=DownscaleConfig.preset(spec.fit_preset, seed=spec.seed, **overrides), out=partial,
+                config=config, out=partial,
                 device=spec.device,
                 card={"job_token": spec.token, "made_by": "unique-xr cube run", "fitted_on": used,
                       "training_data": "the job's own region: GPP_M (coarse grid) -> GPP_L (30 m) on Landsat dates"})
@@ -208,7 +218,8 @@ def _unit_graph(spec: CubeJobSpec, unit: WorkUnit, items, models, plan, store, c
                             aggregate=computing_meta(merge_sessions_array_kwargs), split_every=None,
                             concatenate=False, keepdims=False, dtype=object, meta=np.array([object()], dtype=object))
               for arr in stored]
-    return dask.delayed(_collect)(*merged), write
+    # one delayed over the list: the arrays are optimised together, so the prediction they share runs once
+    return dask.delayed(_collect)(merged), write
 
 
 def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLike | None = None, client=None, *,
@@ -320,7 +331,7 @@ def _waves(spec, todo, client, items, models, plan, store, classes, meta, bar) -
         inflight[future] = (unit, write, time.perf_counter())
         return future
 
-    queue = as_completed([submit() for _ in range(min(spec.in_flight, len(todo)))])
+    queue = as_completed([submit() for _ in range(min(spec.in_flight, len(todo)))], loop=client.loop)
     ran = 0
     for future in queue:
         unit, write, started = inflight.pop(future)

@@ -421,7 +421,7 @@ def sample_spec(out: str | os.PathLike, **overrides: Any) -> CubeJobSpec:
         bounds=staged.grid.bounds, crs=staged.grid.crs, resolution=30.0, coarse_factor=16, anchor=15.0,
         start=staged.dates[0], end=staged.dates[1], source=str(staged.catalog), meteo=str(staged.met_path),
         gpp_m=str(sample_model("gpp_m")), gpp_l=str(sample_model("gpp_l")), downscaler="fit",
-        allow_missing=SAMPLE_MISSING_INPUTS, members=2, steps=2, fit_preset="quick", fit_steps=200, fit_units=2,
+        allow_missing=SAMPLE_MISSING_INPUTS, members=2, steps=1, fit_preset="quick", fit_steps=150, fit_units=2,
         fit_dates=2,
         unit_size=256, chunk=256, in_flight=4, out=str(out),
         title="unique-xr sample cube: daily GPP at 30 m over the embedded sample region (the machinery, not a product)",
