@@ -115,7 +115,7 @@ def test_sigkill_of_the_job_then_rerun_equals_a_clean_run(clean, given_spec, clu
         deadline = time.time() + 240
         while time.time() < deadline:
             if CubeStore.exists(spec.out) and len(CubeStore.open(spec.out).units_done()) >= 1:
-                break
+                break  # (the store appears whole: it is made aside and renamed into place)
             if proc.poll() is not None:
                 pytest.fail(f"the job ended before it could be killed: {proc.stdout.read().decode()[-2000:]}")
             time.sleep(0.05)

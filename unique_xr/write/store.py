@@ -72,14 +72,21 @@ class CubeStore:
     @classmethod
     def create(cls, folder: str | os.PathLike, template, *, metadata: Mapping[str, Any]) -> CubeStore:
         """A new store with the template's coordinates and metadata, committed as the first snapshot."""
+        import shutil
+
         ic = _icechunk()
         path = Path(folder) / REPO_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        repo = ic.Repository.create(ic.local_filesystem_storage(str(path)))
+        # made beside its place and renamed there once the template is committed: a job killed meanwhile leaves no
+        # half-made repository at OUT/cube.icechunk, only a hidden folder the next run clears
+        partial = path.parent / f".{REPO_NAME}-partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        repo = ic.Repository.create(ic.local_filesystem_storage(str(partial)))
         session = repo.writable_session(BRANCH)
         template.to_zarr(session.store, compute=False, mode="w", consolidated=False, zarr_format=3)
         session.commit("template: coordinates and metadata", metadata={**metadata, "units_done": []})
-        return cls(folder, repo)
+        os.replace(partial, path)
+        return cls(folder, ic.Repository.open(ic.local_filesystem_storage(str(path))))
 
     # ------------------------------------------------------------------ state
     def latest(self):
