@@ -27,7 +27,7 @@ def test_a_box_from_its_window_equals_the_whole_region(quick_model, pairs, box):
     k = 8
     whole = downscale(coarse[0], model, aux=[lc], members=2, steps=2)
     plan = TilePlan.make(lc.shape, tile=model.config.tile, overlap=model.config.overlap, stride=model.stride)
-    h = halo(plan, k)
+    h = halo(plan.tile, k)
     y0, y1, x0, x1 = box
     window = (max(y0 - h, 0), min(y1 + h, lc.shape[0]), max(x0 - h, 0), min(x1 + h, lc.shape[1]))
     c = dsa.from_array(coarse[0].values[None, window[0] // k: window[1] // k, window[2] // k: window[3] // k])

@@ -487,7 +487,7 @@ def downscale(
         else:
             sides = (2048, 2048) if device.startswith("cuda") else (1024, 1024)
         # blocks hold whole coarse cells and at least the halo their tiles read (unique_xr.downscale.blockwise)
-        depth = halo(plan, k)
+        depth = halo(plan.tile, k)
         sides = tuple(max(k, -(-side // k) * k, depth) for side in sides)
         resources = resources or ({"GPU": 1} if device.startswith("cuda") else None)
         if ranges is not None:  # lazy: each block checks the windows it reads when it runs

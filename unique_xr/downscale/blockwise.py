@@ -22,13 +22,13 @@ from unique_xr.downscale.tiling import TilePlan
 __all__ = ["block_edges", "downscale_window", "halo"]
 
 
-def halo(plan: TilePlan, factor: int) -> int:
+def halo(tile: int, factor: int) -> int:
     """Fine pixels a block's kernel reads beyond its box on each side: tile reach plus a coarse cell, whole coarse cells.
 
-    >>> halo(TilePlan.make((100, 100), tile=32, overlap=8), 16)
+    >>> halo(32, 16)
     64
     """
-    reach = plan.tile + 2 * max(factor, 1)
+    reach = tile + 2 * max(factor, 1)
     return int(math.ceil(reach / max(factor, 1)) * max(factor, 1))
 
 
@@ -99,7 +99,7 @@ def downscale_window(
     from dask.base import tokenize
 
     k = max(int(factor), 1)
-    depth = halo(plan, k)
+    depth = halo(plan.tile, k)
     (wy0, wy1, wx0, wx1), (by0, by1, bx0, bx1) = window, box
     ey = block_edges(by0, by1, chunk[0], depth)
     ex = block_edges(bx0, bx1, chunk[1], depth)

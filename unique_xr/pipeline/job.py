@@ -134,17 +134,10 @@ def _downscaler(spec: CubeJobSpec, out: Path, items, units, models, client):
         if model.card.get("job_token") == spec.token:
             logger.info("using the downscaler fitted earlier by this job (%s)", folder)
             return model
-    from unique_xr.downscale.blockwise import halo
-    from unique_xr.downscale.tiling import TilePlan
-
     overrides = {"train_steps": spec.fit_steps} if spec.fit_steps else {}
     config = DownscaleConfig.preset(spec.fit_preset, seed=spec.seed, **overrides)
-    reach = halo(TilePlan.make((config.tile, config.tile), tile=config.tile, overlap=config.overlap),
-                 spec.coarse_factor)
-    if spec.chunk < reach:  # before any fitting: the fitted model's tiles would not fit the blocks
-        raise SpecError(f"[output] chunk = {spec.chunk} is narrower than the {reach} pixels the {spec.fit_preset!r} "
-                        f"downscaler's tiles (tile {config.tile}) read around a block; use chunk >= {reach} (a multiple "
-                        f"of {spec.coarse_factor}), or another [downscaling] fit_preset.")
+    # before any fitting: the fitted model's tiles must fit the blocks
+    stages.check_chunk(spec, config.tile, hint=", or another [downscaling] fit_preset")
     dates = stages.spread_dates(stages.landsat_dates(items[stages.LANDSAT]), spec.fit_dates)
     chosen = stages.fit_units(units, spec.fit_units)
     logger.info("fitting the downscaler on %d units x %d Landsat dates (%s)", len(chosen), len(dates),

@@ -8,7 +8,6 @@ Dask-backed objects whose size depends on the unit, not on the region.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from unique_xr.errors import EmptySearchError, MissingVariableError, SpecError
 from unique_xr.pipeline.spec import CubeJobSpec
 from unique_xr.pipeline.units import WorkUnit
 
-__all__ = ["AUX_PREFIXES", "DownscalingPlan", "data_layer", "downscaled", "dominant_class", "gpp_stage",
+__all__ = ["AUX_PREFIXES", "DownscalingPlan", "check_chunk", "data_layer", "downscaled", "dominant_class", "gpp_stage",
            "landsat_dates", "search_inputs"]
 
 MODIS = "mcd43a4"
@@ -184,12 +183,23 @@ def gpp_stage(spec: CubeJobSpec, cubes: Mapping[str, Any], models: Mapping[str, 
 
 
 # ----------------------------------------------------------------------------- downscaling (per unit)
+def check_chunk(spec: CubeJobSpec, tile: int, *, hint: str = "") -> int:
+    """The halo a downscaler of ``tile``-pixel tiles reads around a block; refused when wider than ``[output] chunk``."""
+    from unique_xr.downscale.blockwise import halo
+
+    reach = halo(tile, spec.coarse_factor)
+    if spec.chunk < reach:
+        raise SpecError(f"[output] chunk = {spec.chunk} is narrower than the {reach} pixels the downscaler's tiles "
+                        f"(tile {tile}) read around a block; use chunk >= {reach} (a multiple of "
+                        f"{spec.coarse_factor}){hint}.")
+    return reach
+
+
 class DownscalingPlan:
     """What every unit's downscaling shares: the model (as one graph key), its tile lattice and halo."""
 
     def __init__(self, spec: CubeJobSpec, model) -> None:
         from unique_xr.downscale.api import DownscalerHandle, sampling_steps
-        from unique_xr.downscale.blockwise import halo
         from unique_xr.downscale.model import resolve_device
         from unique_xr.downscale.ranges import check_factor
         from unique_xr.downscale.tiling import TilePlan
@@ -202,11 +212,7 @@ class DownscalingPlan:
         self.steps = sampling_steps(spec.steps, model)
         self.plan = TilePlan.make(fine.shape, tile=model.config.tile, overlap=model.config.overlap,
                                   stride=model.stride)
-        self.halo = halo(self.plan, spec.coarse_factor)
-        if spec.chunk < self.halo:
-            raise SpecError(f"[output] chunk = {spec.chunk} is narrower than the {self.halo} pixels the downscaler's "
-                            f"tiles (tile {model.config.tile}) read around a block; use chunk >= {self.halo} "
-                            f"(a multiple of {spec.coarse_factor}).")
+        self.halo = check_chunk(spec, model.config.tile)
         self.handle = DownscalerHandle(model)
         self.coarse_shape = coarse.shape
         self.resources = {"GPU": 1} if self.device.startswith("cuda") else None
@@ -343,7 +349,3 @@ def pairs_for_training(computed: Sequence[Mapping[str, Any]], dates: Sequence[st
     for f in fine:
         f.attrs["units"] = "g m-2 d-1"
     return coarse, fine, stacked, used
-
-
-def coarse_cells(n_fine: int, factor: int) -> int:
-    return math.ceil(n_fine / factor)

@@ -9,7 +9,6 @@ is not in any snapshot. Reopening with another spec is refused before anything i
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -174,8 +173,3 @@ def open_cube(folder: str | os.PathLike, *, chunks: Any = None):
         ds.attrs["units_total"] = int(meta["units_total"])
     ds.attrs["snapshot"] = store.latest().id
     return ds
-
-
-def summary_json(folder: str | os.PathLike) -> str:
-    """The store's latest commit metadata as JSON (for logs)."""
-    return json.dumps(CubeStore.open(folder).metadata, sort_keys=True, default=str)
