@@ -83,6 +83,9 @@ CASES: dict[str, Callable[..., tuple[list[str], tuple[str, ...]]]] = {
     "downscale calibrate": lambda f, downscaler_dir, **_: (
         ["downscale", "calibrate", "--model", str(downscaler_dir), "--coarse", str(_truncated_geotiff(f)), "--fine",
          str(_truncated_geotiff(f))], ("coarse.tif", "damaged")),
+    "downscale distill": lambda f, downscaler_dir, **_: (
+        ["downscale", "distill", "--model", str(downscaler_dir), "--coarse", str(_truncated_geotiff(f)), "--fine",
+         str(_truncated_geotiff(f)), "--no-progress"], ("coarse.tif", "damaged")),
     "cnn train": lambda f, **_: (["cnn", "train", "--table", str(_empty(f)), "--out", str(f / "c")],
                                  ("empty.csv",)),
     "cnn predict": lambda f, **_: (["cnn", "predict", "--model", str(f / "none"), "--table", str(_empty(f)),

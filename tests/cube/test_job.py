@@ -298,3 +298,30 @@ def test_cube_run_sample_from_the_command_line(tmp_path):
     assert "units" in run.stdout and (out / "cube.png").is_file() and (out / "stac" / "collection.json").is_file()
     ds = open_cube(out)
     assert ds.attrs["units_done"] == ds.attrs["units_total"] and np.isfinite(ds["gpp"].values).mean() > 0.5
+
+
+def test_the_job_fits_scheme_s3_and_conditions_on_gpp_l_history(fitted):
+    """The default job-fitted downscaler is S3; the structure check scores it on units it was not fitted on."""
+    from unique_xr.downscale import load_downscaler
+    from unique_xr.pipeline.check import structure_check
+    from unique_xr.pipeline.stages import history_dates, search_inputs
+
+    result, spec = fitted
+    model = load_downscaler(result.out / "downscaler")
+    assert model.scheme == "s3" and model.norm.prior and spec.scheme == "s3"
+    assert open_cube(result.out).attrs["downscaling_scheme"] == "s3"
+    items = search_inputs(spec, landsat=True, history=True)
+    # the history reaches back prior_days before the period: 2019-01-14 is the prior of 2019-01-29/30
+    assert history_dates(spec, items, spec.days) == ["2019-01-14"]
+    check = structure_check(spec, result.out, items=items)
+    fitted_units = {u.split("@")[0] for u in model.card["fitted_on"]}
+    assert check["date"] == "2019-01-30" and check["pixels"] > 1000
+    assert not fitted_units & set(check["units"]) and check["units"]
+    assert -1 <= check["r_bicubic"] <= 1 and -1 <= check["r_downscaled"] <= 1
+
+
+def test_an_s3_downscaler_without_a_gpp_l_model_is_refused(given_spec, tmp_path):
+    spec = given_spec(tmp_path / "out", gpp_l=None)
+    with pytest.raises(Exception, match=r"scheme-s3 model.*gpp_l"):
+        run_cube(spec, progress=False)
+    assert not CubeStore.exists(tmp_path / "out")

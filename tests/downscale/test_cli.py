@@ -310,9 +310,11 @@ def test_fit_s1_records_its_inputs(s1_model, ndvi):
 @needs_torch
 def test_predict_s1_writes_the_fine_grid(s1_model, ndvi, tmp_path):
     out = tmp_path / "sub" / "pred.tif"
-    _ok(_run("predict", "--model", s1_model, "--coarse", ndvi["coarse344"], "--out", out, "--steps", "2"))
+    _ok(_run("predict", "--model", s1_model, "--coarse", ndvi["coarse344"], "--out", out, "--steps", "2",
+             "--members", "1"))
     with rasterio.open(out) as pred, rasterio.open(ndvi["fine344"]) as truth:
         assert (pred.count, pred.shape, pred.dtypes) == (1, truth.shape, ("float32",))
+        assert "not the best estimate" in pred.tags()["estimate"]  # one draw, and the file says so
         assert pred.crs == truth.crs and pred.transform == truth.transform
         assert pred.descriptions == ("mean",) and np.isnan(pred.nodata)
         mean = pred.read(1)
@@ -495,3 +497,85 @@ def test_predict_errors_exit_1_with_a_message(s1_model, s2_model, ndvi, tmp_path
         result = _run("predict", *args, "--out", out, "--steps", "1")
         assert result.exit_code == 1 and message in result.stderr, (args, result.stderr)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# scheme s3 (fusion) and distilled samplers on the command line
+# ---------------------------------------------------------------------------------------------
+S3_DATES = {104: "2015-04-14", 200: "2015-07-19", 216: "2015-08-04", 344: "2015-12-10"}
+
+
+@pytest.fixture(scope="module")
+def s3_model(ndvi, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "s3"
+    _ok(_run("fit", "--coarse", ndvi["coarse104"], ndvi["coarse200"], ndvi["coarse216"],
+             "--fine", ndvi["fine104"], ndvi["fine200"], ndvi["fine216"], "--aux", ndvi["landcover"],
+             "--dates", S3_DATES[104], S3_DATES[200], S3_DATES[216], "--scheme", "s3", "--out", out, *QUICK))
+    return out
+
+
+@needs_torch
+def test_fit_s3_needs_dates_one_per_pair(ndvi, tmp_path):
+    result = _run("fit", "--coarse", ndvi["coarse104"], ndvi["coarse200"], "--fine", ndvi["fine104"], ndvi["fine200"],
+                  "--scheme", "s3", "--out", tmp_path / "m", *QUICK)
+    assert result.exit_code == 1 and "--dates" in result.stderr
+    result = _run("fit", "--coarse", ndvi["coarse104"], ndvi["coarse200"], "--fine", ndvi["fine104"], ndvi["fine200"],
+                  "--dates", S3_DATES[104], "--scheme", "s3", "--out", tmp_path / "m", *QUICK)
+    assert result.exit_code == 1 and "one day per pair" in result.stderr
+    assert not (tmp_path / "m" / "weights.pt").exists()
+
+
+@needs_torch
+def test_predict_s3_with_and_without_prior_coarse(s3_model, ndvi, tmp_path):
+    card = json.loads((s3_model / "card.json").read_text())
+    assert card["scheme"] == "s3" and card["dates"] == [S3_DATES[d] for d in (104, 200, 216)]
+    base = ["predict", "--model", s3_model, "--coarse", ndvi["coarse344"], "--aux", ndvi["landcover"],
+            "--date", S3_DATES[344], "--steps", "2", "--members", "2"]
+    implied, observed = tmp_path / "implied.tif", tmp_path / "observed.tif"
+    _ok(_run(*base, "--prior-fine", ndvi["fine216"], "--prior-date", S3_DATES[216], "--out", implied))
+    _ok(_run(*base, "--prior-fine", ndvi["fine216"], "--prior-date", S3_DATES[216], "--prior-coarse",
+             ndvi["coarse216"], "--out", observed))
+    none = tmp_path / "none.tif"
+    _ok(_run(*base, "--out", none))
+    bands = {}
+    for name, path in (("implied", implied), ("observed", observed), ("none", none)):
+        with rasterio.open(path) as src:
+            assert src.count == 4 and src.tags()["date"] == S3_DATES[344]
+            bands[name] = src.read(1)
+            assert np.isfinite(bands[name]).all()
+    # the prior reaches the network, and so does which coarse field of its day is used (a 3-step model: small)
+    assert np.abs(bands["implied"] - bands["none"]).max() > 1e-6
+    assert np.abs(bands["implied"] - bands["observed"]).max() > 1e-7
+    # the S3 options are checked before anything runs
+    result = _run("predict", "--model", s3_model, "--coarse", ndvi["coarse344"], "--aux", ndvi["landcover"],
+                  "--steps", "2", "--out", tmp_path / "x.tif")
+    assert result.exit_code == 1 and "--date" in result.stderr
+    result = _run(*base, "--prior-fine", ndvi["fine216"], "--prior-date", S3_DATES[344], "--out", tmp_path / "y.tif")
+    assert result.exit_code == 1 and "not before" in result.stderr
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "y.tif").exists()
+
+
+@needs_torch
+def test_s1_predict_refuses_s3_options(s1_model, ndvi, tmp_path):
+    result = _run("predict", "--model", s1_model, "--coarse", ndvi["coarse344"], "--out", tmp_path / "p.tif",
+                  "--date", "2015-12-10")
+    assert result.exit_code == 1 and "scheme s1" in result.stderr
+
+
+@needs_torch
+def test_distill_then_predict_with_the_distilled_sampler(s3_model, ndvi, tmp_path):
+    out = tmp_path / "distilled"
+    result = _ok(_run("distill", "--model", s3_model, "--steps", "2", "--start", "8", "--round-steps", "3",
+                      "--out", out, "--no-progress"))
+    assert "distilled samplers of [2, 4]" in result.stdout
+    card = json.loads((out / "card.json").read_text())
+    assert card["distilled"]["steps"] == [2, 4] and card["distilled"]["from_steps"] == 8
+    pred = tmp_path / "p.tif"
+    result = _ok(_run("predict", "--model", out, "--coarse", ndvi["coarse344"], "--aux", ndvi["landcover"],
+                      "--date", S3_DATES[344], "--prior-fine", ndvi["fine216"], "--prior-date", S3_DATES[216],
+                      "--steps", "2", "--members", "2", "--out", pred))
+    assert "sampler distilled, 2 evaluations" in result.stdout
+    with rasterio.open(pred) as src:
+        assert src.tags()["sampler"] == "distilled"
+    result = _run("distill", "--model", s3_model, "--steps", "3", "--out", tmp_path / "bad", "--no-progress")
+    assert result.exit_code == 1 and "power of two" in result.stderr

@@ -123,18 +123,60 @@ def test_yanco_march_modis_does_not_follow_landsat(dp, pairs_dir):
     assert pearson_r(block_mean(fine, 10), earlier) > 0.45
 
 
-def test_load_pairs_and_crop(dp, pairs_dir):
+def test_lgc_ndvi_from_red_and_nir_and_its_synthetic_coarse_blocks(dp, pairs_dir):
+    fine = dp.read_lgc("20041126", "landsat", data=pairs_dir)
+    coarse = dp.read_lgc("20041126", "modis", data=pairs_dir)
+    assert fine.shape == (480, 480) and coarse.shape == (30, 30) and coarse.attrs["factor"] == 16
+    assert np.isfinite(fine.values).all() and float(np.abs(fine.values).max()) <= 1
+    # measured NDVI means before / after the flood: 0.34 / 0.47 (red = band 2, NIR = band 3)
+    assert float(fine.mean()) == pytest.approx(0.339, abs=0.005)
+    assert float(dp.read_lgc("20041228", "landsat", data=pairs_dir).mean()) == pytest.approx(0.466, abs=0.005)
+    # the coarse image is synthetic: the NDVI of the 16 x 16 block means of the Landsat red and NIR
+    red, nir = (dp.read_lgc("20041126", "landsat", band, data=pairs_dir).values for band in ("red", "nir"))
+    red, nir = block_mean(red, 16), block_mean(nir, 16)
+    np.testing.assert_allclose(coarse.values, (nir - red) / (nir + red), atol=1e-3)  # rounded integers: 4e-4
+    np.testing.assert_allclose(coarse["x"].values, fine["x"].values.reshape(30, 16).mean(axis=1))
+    classes = dp.read_lgc_classes(pairs_dir)
+    values, counts = np.unique(classes.values, return_counts=True)
+    assert values.tolist() == [1, 2, 3, 4] and counts.tolist() == [74351, 139591, 15482, 976]
+
+
+#: Meteorological season of every fine date, named for the hemisphere (cia, yanco, lgc: Australia).
+SEASONS = {
+    "ndvi": ["spring", "summer", "summer", "summer", "summer", "winter", "winter"],
+    "cia": ["spring", "spring", "spring"],
+    "boreas": ["spring", "summer", "summer"],
+    "yanco": ["summer", "autumn"],
+    "lgc": ["spring", "summer"],
+}
+
+
+def test_load_pairs_dates_seasons_and_crop(dp, pairs_dir):
     pairs = dp.load_pairs("ndvi", pairs_dir)
-    assert pairs.train == ("104", "191", "200", "216") and pairs.test == ("239", "344", "360")
+    assert pairs.dates == ("104", "191", "200", "216", "239", "344", "360") == pairs.test
+    assert pairs.calendar["239"] == "2015-08-27" and pairs.calendar["344"] == "2015-12-10"
+    assert pairs.held_in("239") == ("104", "191", "200", "216", "344", "360")
+    assert pairs.earlier("239") == ("104", "191", "200", "216") and pairs.earlier("104") == ()
     assert pairs.factor == 8 and len(pairs.aux) == 1
-    assert pairs.coarse_on_fine("239").shape == (552, 576)
+    assert pairs.coarse_on_fine("239").shape == (552, 576) == pairs.coarse_for_model("239").shape
+    assert dp.load_pairs("ndvi", pairs_dir, test=["344"]).test == ("344",)
     small = pairs.crop(64)
     assert small.fine["239"].shape == (64, 64) and small.coarse["239"].shape == (8, 8)
     assert small.classes.shape == (64, 64) and small.aux[0].shape == (64, 64)
-    for name in ("cia", "boreas", "yanco"):
+    for name in dp.SETS:
         other = dp.load_pairs(name, pairs_dir)
-        for d in (*other.train, *other.test):
+        assert [other.season(d)[0] for d in other.dates] == SEASONS[name], name
+        for d in other.dates:
             assert other.coarse_on_fine(d).shape == other.fine[d].shape
+    assert dp.load_pairs("yanco", pairs_dir).earlier("20160308") == ("20160205",)
+    with pytest.raises(ValueError, match="not among"):
+        dp.load_pairs("cia", pairs_dir, test=["239"])
+
+
+def test_the_example_doctests_pass(dp):
+    import doctest
+
+    assert doctest.testmod(dp).failed == 0
 
 
 def test_missing_data_folder_says_where_it_looked(dp, tmp_path):

@@ -67,6 +67,13 @@ def cube_run(
                   f"{result.snapshot})")
     if result.stac:
         console.print(f"STAC: {result.stac}")
+    if sample:
+        from unique_xr.pipeline.check import structure_check
+
+        check = structure_check(spec, result.out)
+        console.print(f"30 m structure on {check['date']} (units {', '.join(check['units'])}, not fitted on; "
+                      f"{check['pixels']:,} px): r with GPP_L = {check['r_downscaled']:.3f} for the cube "
+                      f"(scheme {check['scheme']}), {check['r_bicubic']:.3f} for bicubic GPP_M")
     if plot or (plot is None and sample):
         from unique_xr.write.figures import cube_plot
         from unique_xr.write.store import open_cube

@@ -9,6 +9,7 @@ the chunking. The model is one key of the graph and is loaded once per worker pr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,8 @@ from unique_xr.downscale.conditioning import (
     conserve_mass,
     upsample_bilinear,
 )
-from unique_xr.downscale.config import DownscaleConfig
+from unique_xr.downscale.config import DEFAULT_MEMBERS, DownscaleConfig
+from unique_xr.downscale.prior import day_numbers, prior_patches, training_priors, window_fields
 from unique_xr.downscale.ranges import check_factor, check_trained_range, physical_range, training_ranges
 from unique_xr.downscale.blockwise import downscale_window, halo
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
@@ -151,6 +153,10 @@ def fit(
     aux_kinds: Sequence[str | None] | None = None,
     stop_after: int | None = None,
     card: dict[str, Any] | None = None,
+    dates: Sequence[Any] | None = None,
+    prior_dropout: float = 0.2,
+    groups: Sequence[Any] | None = None,
+    history: Sequence[tuple[Any, Any, xr.DataArray]] | None = None,
 ):
     """Train a conditional diffusion downscaler on paired images of one variable.
 
@@ -169,7 +175,9 @@ def fit(
         as :func:`~unique_xr.downscale.texture.texture_prior` with ``leave_one_out=True`` gives;
         prediction then takes the one static layer of the same name.
     scheme
-        ``"s1"`` (coarse only) or ``"s2"`` (coarse + auxiliaries).
+        ``"s1"`` (coarse only), ``"s2"`` (coarse + auxiliaries) or ``"s3"`` (fusion: coarse,
+        optional auxiliaries, the latest clear fine observation before each pair's day with its
+        age and the coarse field of its day, and the day of year; needs ``dates``).
     config
         :class:`DownscaleConfig` (default: the ``"cpu"`` preset).
     out
@@ -180,6 +188,22 @@ def fit(
     stop_after
         Stop at this step leaving a checkpoint in ``out`` (continue with ``resume=True``; a resume
         may also raise ``train_steps`` to train longer, the learning-rate schedule then stretches).
+    dates
+        Scheme S3: the day of each pair (anything ``numpy.datetime64`` reads, e.g. ``"2015-08-27"``).
+        Each pair's prior is, per pixel, the latest clear fine value among the pairs of earlier
+        days (:func:`unique_xr.downscale.prior.composite`); pairs of the first day have none.
+    prior_dropout
+        Scheme S3: share of training patches shown without their prior, so that pixels without a
+        prior stay well predicted (from the coarse field, auxiliaries and day). The prior's coarse
+        field is, for half the other patches, the observed coarse image of its day and for the rest
+        the fine prior's own cell mean (what a prediction without ``prior.coarse`` uses).
+    groups
+        Scheme S3, pairs from several places (e.g. the work units of a cube job): one label per
+        pair; a pair's prior comes only from pairs of the same label (default: all one place).
+    history
+        Scheme S3: more fine images that may be a pair's prior without being a pair themselves
+        (their coarse image is missing, say): ``(date, group, fine)`` tuples on the fine grid.
+        Their prior coarse field is always their own cell mean.
     card
         Extra entries for the model card (e.g. the input files). The card also records the nesting
         ``factor`` and ``training_ranges``, the finite value range of the coarse, fine and auxiliary
@@ -192,11 +216,34 @@ def fit(
     from unique_xr.downscale.model import Downscaler, train
 
     config = config or DownscaleConfig.preset("cpu")
+    norm, patches, record = training_set(coarse, fine, aux=aux, scheme=scheme, factor=factor, config=config,
+                                         aux_kinds=aux_kinds, dates=dates, prior_dropout=prior_dropout, groups=groups,
+                                         history=history)
+    model = Downscaler.new(config, norm, scheme)
+    model.card.update({**record, **(card or {})})
+    return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress,
+                 stop_after=stop_after)
+
+
+def training_set(coarse, fine, *, aux=None, scheme: str, factor: int | None, config: DownscaleConfig,
+                 aux_kinds=None, dates=None, prior_dropout: float = 0.2, norm: Normalisation | None = None,
+                 groups=None, history=None):
+    """``(norm, patches, card entries)`` of :func:`fit`'s training data; ``norm`` given: that of a fitted model.
+
+    The patches are ``(N, 1 + C, P, P)``: the standardised residual target, then the network's
+    conditioning channels (for S3 with the prior variant of each patch already drawn).
+    """
     coarse, fine, aux = _as_list(coarse), _as_list(fine), _as_list(aux)
     if scheme == "s1" and aux:
         raise DownscaleInputError("Scheme s1 conditions on the coarse field only; drop the auxiliaries or use scheme='s2'.")
     if scheme == "s2" and not aux:
         raise DownscaleInputError("Scheme s2 needs auxiliaries on the fine grid (e.g. a DEM and land cover); pass aux=[...].")
+    if scheme == "s3" and (dates is None or len(dates) != len(fine)):
+        raise DownscaleInputError(f"Scheme s3 needs the day of every pair (dates=[...], CLI: --dates); got "
+                                  f"{'none' if dates is None else len(dates)} for {len(fine)} pairs.")
+    if scheme != "s3" and dates is not None:
+        raise DownscaleInputError(f"dates are used by scheme s3 only (the prior of each pair); scheme {scheme!r} "
+                                  "ignores them: drop dates or use scheme='s3'.")
     if not coarse or len(coarse) != len(fine):
         raise DownscaleInputError(f"fit needs coarse and fine images in pairs; got {len(coarse)} coarse and {len(fine)} fine.")
     fine_np = [_values(f) for f in fine]
@@ -211,13 +258,32 @@ def fit(
         if arr.shape[-2:] != shape:
             raise DownscaleInputError(f"Auxiliary {a.name!r} is {arr.shape}, the fine grid {shape}: put it on the fine grid.")
     names = [str(a.name) if a.name is not None else f"aux{i}" for i, a in enumerate(aux)]
-    norm = Normalisation.fit(coarse_up, fine_np, aux_np, aux_names=names, aux_kinds=list(aux_kinds) if aux_kinds else None)
+    if norm is None:
+        norm = Normalisation.fit(coarse_up, fine_np, aux_np, aux_names=names,
+                                 aux_kinds=list(aux_kinds) if aux_kinds else None, prior=scheme == "s3")
+    base = dataclasses.replace(norm, prior=False)  # the channels before the prior's
     stack = np.stack([np.concatenate([norm.residual(f, c)[None],
-                                      norm.conditioning(c, [a[i] if a.ndim == 3 else a for a in aux_np])])
+                                      base.conditioning(c, [a[i] if a.ndim == 3 else a for a in aux_np])])
                       for i, (f, c) in enumerate(zip(fine_np, coarse_up))])
+    record: dict[str, Any] = {}
+    if scheme == "s3":
+        days, doys = day_numbers(dates)
+        if groups is not None and len(groups) != len(fine):
+            raise DownscaleInputError(f"groups needs one label per pair; got {len(groups)} for {len(fine)} pairs.")
+        extra_fine, extra_days, extra_groups = [], [], []
+        for when, group, image in history or ():
+            extra_fine.append(_values(image))
+            extra_days.append(day_numbers([when])[0][0])
+            extra_groups.append(group)
+        if any(f.shape != shape for f in extra_fine):
+            raise DownscaleInputError("Every history image must be on the pairs' fine grid.")
+        stack = np.concatenate([stack, training_priors(fine_np, coarse_up, days, doys, k, groups,
+                                                  (extra_fine, extra_days, extra_groups))], axis=1)
+        record = {"dates": [str(np.datetime64(d, "D")) for d in dates], "prior_dropout": prior_dropout}
     patches = training_patches(stack, config.patch, min_valid=config.min_valid)
-    model = Downscaler.new(config, norm, scheme)
-    model.card.update({
+    if scheme == "s3":
+        patches = prior_patches(patches, norm, dropout=prior_dropout, seed=config.seed, nested=k > 1)
+    record = {
         "variable": str(fine[0].name) if fine[0].name is not None else None,
         "units": fine[0].attrs.get("units"),
         "factor": k,
@@ -226,10 +292,9 @@ def fit(
         "valid_fine_pixels": int(sum(np.isfinite(f).sum() for f in fine_np)),
         # what downscale() accepts without allow_out_of_range (unique_xr.downscale.ranges)
         "training_ranges": training_ranges(coarse_np, fine_np, dict(zip(names, aux_np))),
-        **(card or {}),
-    })
-    return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress,
-                 stop_after=stop_after)
+        **record,
+    }
+    return norm, patches, record
 
 
 class DownscalerHandle:
@@ -286,6 +351,8 @@ def predict_block(
     threads: int | None = None,
     ranges: dict[str, Any] | None = None,
     allow_out_of_range: bool = False,
+    prior: Sequence[np.ndarray | None] | None = None,
+    doy: float | None = None,
 ) -> np.ndarray:
     """numpy kernel: statistics ``(S, y1 - y0, x1 - x0)`` of the members for one output box.
 
@@ -293,6 +360,8 @@ def predict_block(
     ``factor == 1``); ``aux`` are windows of the auxiliaries starting at ``aux_origin``. ``S`` is 1
     (mean) for one member, else 4 (mean, spread, lower, upper). With ``ranges`` (the card's
     ``training_ranges``) the windows are first checked against them (:func:`_check_ranges`).
+    Scheme S3: ``prior`` is ``(fine, age, coarse or None)``, windows like the auxiliaries (None: no
+    pixel has a prior) and ``doy`` the target day of year.
     """
     model = handle.get()
     y0, y1, x0, x1 = box
@@ -308,7 +377,10 @@ def predict_block(
     else:
         up = upsample_bilinear(coarse, factor, rows=rows, cols=cols, origin=coarse_origin, coarse_shape=coarse_shape)
     aux_w = [np.asarray(a)[np.ix_(rows - aux_origin[0], cols - aux_origin[1])] for a in aux]
-    cond = model.norm.conditioning(up, aux_w)
+    fields_of_prior = None
+    if model.norm.prior:
+        fields_of_prior = window_fields(prior, doy, up.shape, rows, cols, aux_origin, coarse_shape, factor)
+    cond = model.norm.conditioning(up, aux_w, fields_of_prior)
     sample = model.sampler_fn(steps=steps, sampler=sampler, device=device, precision=precision)
     with torch_threads(threads):
         residual = predict_region(sample, cond, (wy0, wx0), box, plan, members=members, seed=seed,
@@ -352,10 +424,12 @@ def downscale(
     *,
     aux: Sequence[xr.DataArray] | None = None,
     factor: int | None = None,
-    members: int = 1,
+    members: int | None = None,
     steps: int | None = None,
     sampler: str | None = None,
     seed: int = 0,
+    prior: xr.Dataset | None = None,
+    date: Any = None,
     tile: int | None = None,
     overlap: int | None = None,
     conserve: bool = False,
@@ -381,11 +455,25 @@ def downscale(
         The auxiliaries the model was trained with (scheme S2), on the fine grid: a list in the
         training order, or a Dataset holding variables with the training names.
     members
-        Ensemble size. With more than one, the output also has ``<name>_spread`` (member standard
-        deviation) and ``<name>_lower`` / ``<name>_upper``: the 90 % prediction interval of one new
-        member, mean +- t(0.95, N-1) * spread * sqrt(1 + 1/N).
+        Ensemble size (default :data:`~unique_xr.downscale.config.DEFAULT_MEMBERS`). The output
+        ``<name>`` is the mean of the members: the estimate with the least expected squared error.
+        ``members=1`` gives one random draw instead (sharper, but further from the truth on average);
+        the output's ``estimate`` attribute says which it is. With more than one member, the output
+        also has ``<name>_spread`` (member standard deviation) and ``<name>_lower`` / ``<name>_upper``:
+        the 90 % prediction interval of one new member, mean +- t(0.95, N-1) * spread * sqrt(1 + 1/N)
+        (or the calibrated width).
     steps, sampler
-        Network evaluations (>= 1) and ``"ddim"``/``"ddpm"`` (default: the model's).
+        Network evaluations (>= 1) and ``"ddim"``/``"ddpm"`` (default: the model's). When the model
+        folder holds a distilled sampler of ``steps`` evaluations (:func:`~unique_xr.downscale.distill`)
+        and ``sampler`` is not given, that one is used.
+    prior, date
+        Scheme S3. ``prior``: a Dataset on the fine grid with ``fine`` (the latest clear fine value
+        before the target day, NaN where none), ``age`` (days since then) and optionally ``coarse``
+        (the coarse field of the prior's day at each pixel, on the fine grid; without it, or where it
+        is NaN, the fine prior's own coarse-cell mean is used), each ``(y, x)`` or ``(time, y, x)``
+        like ``coarse``; :func:`prior_from_history` makes it from a fine time series, lazily. None:
+        no pixel has a prior (the model then relies on the coarse field, auxiliaries and day).
+        ``date``: the target day of a ``(y, x)`` coarse field (a ``time`` coordinate gives it otherwise).
     seed
         Noise seed; the noise is a function of seed, member and global pixel position.
     tile, overlap
@@ -432,8 +520,12 @@ def downscale(
     device = resolve_device(device)
     aux = _select_aux(aux, model)
     name = name or (str(coarse.name) if coarse.name is not None else model.card.get("variable") or "field")
+    members = DEFAULT_MEMBERS if members is None else members
     if members < 1:
         raise DownscaleInputError(f"members must be >= 1; got {members}.")
+    if prior is not None and not model.norm.prior:
+        raise DownscaleInputError(f"A prior was given but the model is scheme {model.scheme}, which does not "
+                                  "condition on one: drop prior or fit scheme s3.")
     if set(coarse.dims) - {"time", "y", "x"} or not {"y", "x"} <= set(coarse.dims):
         raise DownscaleInputError(f"coarse must have dims (y, x) or (time, y, x); got {coarse.dims}.")
     timed = "time" in coarse.dims
@@ -453,6 +545,7 @@ def downscale(
         raise DownscaleInputError(f"The model ({model.scheme}) was trained with {len(trained)} auxiliaries "
                                   f"{[a.name for a in trained]}; got {len(aux)}.")
     steps = sampling_steps(steps, model)
+    used_sampler, _ = model.sampler_for(steps, sampler)
     # inputs unlike the training data (unique_xr.downscale.ranges): the factor here, the values below
     check_factor(k, model.card, allow=allow_out_of_range)
     ranges = model.card.get("training_ranges")
@@ -468,14 +561,19 @@ def downscale(
               threads=threads if threads is not None or not lazy else 1)
     times = range(coarse.sizes["time"]) if timed else [None]
     aux_data = [a.transpose("y", "x").data for a in aux]
+    doys, prior_data = _s3_inputs(model, coarse, timed, prior, date, fshape)
 
     if not lazy:
         aux_np = [np.asarray(a) for a in aux_data]
         if ranges is not None:  # in memory: the whole field at once, before any prediction
             _check_ranges(np.asarray(coarse.data), aux_np, ranges, [a.name for a in trained], allow=allow_out_of_range)
         box = (0, fshape[0], 0, fshape[1])
+        prior_np = None if prior_data is None else [None if p is None else np.asarray(p) for p in prior_data]
         blocks = [predict_block(handle, np.asarray(coarse.data if t is None else coarse.data[t]), (0, 0), cshape,
-                                aux_np, (0, 0), box, plan, **kw) for t in times]
+                                aux_np, (0, 0), box, plan, doy=doys[i],
+                                prior=None if prior_np is None else [None if p is None else (p if t is None else p[t])
+                                                                     for p in prior_np], **kw)
+                  for i, t in enumerate(times)]
         data = np.stack(blocks, axis=1)
     else:
         if isinstance(chunks, int):
@@ -496,10 +594,109 @@ def downscale(
         cdata = (cdata if dask.is_dask_collection(cdata) else dsa.from_array(np.asarray(cdata))).rechunk({0: 1})
         adata = [a if dask.is_dask_collection(a) else dsa.from_array(np.asarray(a)) for a in aux_data]
         whole = (0, fshape[0], 0, fshape[1])
+        pdata = None
+        if prior_data is not None:
+            pdata = [None if p is None else (p if dask.is_dask_collection(p) else dsa.from_array(np.asarray(p)))
+                     for p in prior_data]
+            pdata = [None if p is None else (p if timed else p[None]) for p in pdata]
         data = downscale_window(cdata, adata, handle, plan=plan, factor=k, coarse_shape=cshape, window=whole,
                                 box=whole, chunk=sides, n_stats=n_stats, resources=resources,
+                                doys=doys if model.norm.prior else None, prior=pdata,
                                 **{key: v for key, v in kw.items() if key != "factor"})
-    return _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model)
+    out = _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model)
+    out.attrs.update({"downscaling_sampler": used_sampler, "downscaling_steps": steps})
+    if model.norm.prior:
+        out.attrs["downscaling_prior"] = ("the latest clear fine observation before each day (scheme s3)"
+                                          if prior is not None else "none: no pixel had a prior (scheme s3)")
+    return out
+
+
+def _s3_inputs(model, coarse: xr.DataArray, timed: bool, prior, date, fshape):
+    """Day of year per time step and the prior's ``[fine, age, coarse or None]`` arrays ``(t, y, x)`` / ``(y, x)``."""
+    if not model.norm.prior:
+        return [None] * (coarse.sizes["time"] if timed else 1), None
+    if timed:
+        when = coarse["time"].values
+    elif date is not None:
+        when = [date]
+    elif "time" in coarse.coords and coarse["time"].size == 1:
+        when = [coarse["time"].values.reshape(-1)[0]]
+    else:
+        raise DownscaleInputError("A scheme-s3 model conditions on the day of year: pass date='YYYY-MM-DD' for a "
+                                  "(y, x) coarse field (CLI: --date), or give coarse a time coordinate.")
+    doys = [float(v) for v in day_numbers(when)[1]]
+    if prior is None:
+        return doys, None
+    if isinstance(prior, xr.DataArray) or not all(v in prior for v in ("fine", "age")):
+        raise DownscaleInputError("prior must be a Dataset with 'fine' (latest clear fine value before the day) and "
+                                  "'age' (days since), optionally 'coarse'; prior_from_history(history, days) makes one.")
+    dims = ("time", "y", "x") if timed else ("y", "x")
+    arrays = []
+    for v in ("fine", "age", "coarse"):
+        if v not in prior:
+            arrays.append(None)
+            continue
+        da = prior[v]
+        if set(da.dims) != set(dims):
+            raise DownscaleInputError(f"prior[{v!r}] has dims {da.dims}; expected {dims} like the coarse field.")
+        da = da.transpose(*dims)
+        if da.shape[-2:] != tuple(fshape):
+            raise DownscaleInputError(f"prior[{v!r}] is {da.shape[-2:]} px, the fine grid {tuple(fshape)}: "
+                                      "the prior must be on the fine grid.")
+        if timed and da.sizes["time"] != coarse.sizes["time"]:
+            raise DownscaleInputError(f"prior[{v!r}] has {da.sizes['time']} times, the coarse field "
+                                      f"{coarse.sizes['time']}: give one prior per day (prior_from_history).")
+        arrays.append(da.data)
+    return doys, arrays
+
+
+def prior_from_history(history: xr.DataArray, days, *, coarse: xr.DataArray | None = None,
+                       max_age: float | None = None) -> xr.Dataset:
+    """The S3 prior of each of ``days`` from a fine time series: per pixel the latest clear value before the day.
+
+    Parameters
+    ----------
+    history
+        ``(time, y, x)`` fine observations (e.g. GPP_L on Landsat days), NaN where not clear.
+    days
+        The target days (e.g. the coarse field's ``time``).
+    coarse
+        Optional ``(time, y, x)`` coarse field on the fine grid at the same times as ``history``;
+        then the prior's ``coarse`` is the observed one of the prior's day.
+    max_age
+        Observations more than this many days before a day are not its prior (so a day's prior does
+        not depend on how far back the history given happens to reach).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``fine``, ``age`` (days) and, with ``coarse``, ``coarse``: ``(time, y, x)`` over ``days``,
+        lazy when ``history`` is (one :func:`~unique_xr.features.combine.latest_valid` per day over
+        the observations before it).
+    """
+    from unique_xr.features.combine import latest_valid
+
+    history = history.sortby("time")
+    hist_days = history["time"].values.astype("datetime64[D]")
+    targets = np.asarray(days).astype("datetime64[D]")
+    fine, age, prior_coarse = [], [], []
+    for day in targets:
+        recent = hist_days >= day - np.timedelta64(int(max_age), "D") if max_age is not None else True
+        before = np.flatnonzero((hist_days < day) & recent)
+        if before.size == 0:
+            empty = xr.full_like(history.isel(time=0, drop=True), np.nan, dtype=np.float32)
+            fine.append(empty), age.append(empty), prior_coarse.append(empty)
+            continue
+        h = history.isel(time=before)
+        fine.append(latest_valid(h))
+        stamp = xr.DataArray((day - hist_days[before]).astype(np.float32), dims="time")
+        age.append(latest_valid(h.notnull().where(h.notnull()) * stamp))
+        if coarse is not None:
+            prior_coarse.append(latest_valid(coarse.isel(time=before).where(h.notnull())))
+    out = {"fine": xr.concat(fine, "time"), "age": xr.concat(age, "time")}
+    if coarse is not None:
+        out["coarse"] = xr.concat(prior_coarse, "time")
+    return xr.Dataset(out).assign_coords(time=np.asarray(days))
 
 
 def _select_aux(aux, model) -> list[xr.DataArray]:
@@ -540,7 +737,10 @@ def _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model) -> xr
         data = data[:, 0]
     names = [name] if members == 1 else [name, f"{name}_spread", f"{name}_lower", f"{name}_upper"]
     units = coarse.attrs.get("units")
-    descriptions = {name: "ensemble mean of the diffusion downscaling",
+    estimate = (f"mean of {members} members: the estimate with the least expected error" if members > 1 else
+                "one random member (members=1): a sample, not the best estimate; ask for members > 1 for the mean")
+    descriptions = {name: ("ensemble mean of the diffusion downscaling" if members > 1
+                           else "one sample of the diffusion downscaling"),
                     f"{name}_spread": "standard deviation of the ensemble members",
                     f"{name}_lower": "lower bound of the 90 % prediction interval",
                     f"{name}_upper": "upper bound of the 90 % prediction interval"}
@@ -558,6 +758,8 @@ def _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model) -> xr
             out = out.assign_coords({extra: src[extra]})
             for n in names:
                 out[n].attrs["grid_mapping"] = extra
+    out[name].attrs["estimate"] = estimate
     out.attrs.update({"downscaling_scheme": model.scheme, "downscaling_members": members,
+                      "downscaling_estimate": estimate,
                       "downscaling_factor": k, "source_model_token": model.token})
     return out

@@ -65,6 +65,8 @@ def downscale_window(
     chunk: tuple[int, int],
     n_stats: int,
     resources: dict[str, Any] | None = None,
+    doys: Sequence[float] | None = None,
+    prior: Sequence[Any] | None = None,
     **kernel_kw: Any,
 ):
     """Lazy ``(S, time, y, x)`` statistics of the members over ``box`` (global fine pixel rows/cols).
@@ -90,6 +92,9 @@ def downscale_window(
         1 (mean) for one member, else 4 (mean, spread, lower, upper).
     resources
         Dask annotation of the prediction tasks, e.g. ``{"GPU": 1}``.
+    doys, prior
+        Scheme S3: the day of year of each time step, and Dask arrays ``(time, y, x)`` over
+        ``window`` on the fine grid: the prior's ``[fine, age, coarse or None]`` (None: no prior).
     kernel_kw
         Passed to :func:`~unique_xr.downscale.api.predict_block` (members, steps, seed, ...).
     """
@@ -113,12 +118,16 @@ def downscale_window(
     fx = fx[:-1] + (wx1 - wx0 - sum(fx[:-1]),)
     coarse = coarse.rechunk((coarse.chunks[0], cy, cx))
     aux = [a.rechunk((fy, fx)) for a in aux]
+    has_prior = prior is not None and prior[0] is not None
+    timed = [p.rechunk((coarse.chunks[0], fy, fx)) for p in prior if p is not None] if has_prior else []
     dc, df = depth // k, depth
     if ny > 1 or nx > 1:
         coarse = overlap(coarse, depth={0: 0, 1: dc if ny > 1 else 0, 2: dc if nx > 1 else 0},
                          boundary="none", allow_rechunk=False)
         aux = [overlap(a, depth={0: df if ny > 1 else 0, 1: df if nx > 1 else 0}, boundary="none",
                        allow_rechunk=False) for a in aux]
+        timed = [overlap(p, depth={0: 0, 1: df if ny > 1 else 0, 2: df if nx > 1 else 0}, boundary="none",
+                         allow_rechunk=False) for p in timed]
     # per block: (global first fine row of its input window, output box) along each axis
     rows = [(wy0 if i == 0 else ey[i] - df, ey[i], ey[i + 1]) for i in range(ny)]
     cols = [(wx0 if j == 0 else ex[j] - df, ex[j], ex[j + 1]) for j in range(nx)]
@@ -128,6 +137,10 @@ def downscale_window(
     args: list[Any] = [coarse, "tyx", yi, "y", xi, "x"]
     for a in aux:
         args += [a, "yx"]
+    for p in timed:
+        args += [p, "tyx"]
+    if doys is not None:
+        args += [dsa.from_array(np.asarray(doys, dtype=np.float64), chunks=(coarse.chunks[0],)), "t"]
     name = "predict_block-" + tokenize(args, handle.token, rows, cols, plan, k, coarse_shape, kernel_kw)
     with dask.annotate(**({"resources": resources} if resources else {})):
         return dsa.blockwise(
@@ -135,17 +148,29 @@ def downscale_window(
             new_axes={"s": n_stats}, adjust_chunks={"y": tuple(e[2] - e[1] for e in rows),
                                                     "x": tuple(e[2] - e[1] for e in cols)},
             align_arrays=False, concatenate=True, dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32),
-            rows=rows, cols=cols, plan=plan, factor=k, coarse_shape=coarse_shape, n_aux=len(aux), kernel_kw=kernel_kw,
+            rows=rows, cols=cols, plan=plan, factor=k, coarse_shape=coarse_shape, n_aux=len(aux),
+            n_prior=len(timed), prior_coarse=has_prior and len(timed) == 3, with_doy=doys is not None,
+            kernel_kw=kernel_kw,
         )
 
 
-def _kernel(coarse, yi, xi, *rest, rows, cols, plan, factor, coarse_shape, n_aux, kernel_kw):
+def _kernel(coarse, yi, xi, *rest, rows, cols, plan, factor, coarse_shape, n_aux, n_prior, prior_coarse, with_doy,
+            kernel_kw):
     """One block: :func:`~unique_xr.downscale.api.predict_block` for each of its days -> ``(S, t, y, x)``."""
     from unique_xr.downscale.api import predict_block
 
-    aux, handle = list(rest[:n_aux]), rest[n_aux]
+    aux, rest = list(rest[:n_aux]), rest[n_aux:]
+    prior, rest = list(rest[:n_prior]), rest[n_prior:]
+    doys, rest = (rest[0], rest[1:]) if with_doy else (None, rest)
+    handle = rest[0]
     (r0, y0, y1), (c0, x0, x1) = rows[int(yi[0])], cols[int(xi[0])]
     origin = (r0 // factor, c0 // factor) if factor > 1 else (r0, c0)
-    days = [predict_block(handle, coarse[t], origin, coarse_shape, aux, (r0, c0), (y0, y1, x0, x1), plan,
-                          factor=factor, **kernel_kw) for t in range(coarse.shape[0])]
+    days = []
+    for t in range(coarse.shape[0]):
+        day_prior = None
+        if prior:
+            day_prior = [prior[0][t], prior[1][t], prior[2][t] if prior_coarse else None]
+        days.append(predict_block(handle, coarse[t], origin, coarse_shape, aux, (r0, c0), (y0, y1, x0, x1), plan,
+                                  factor=factor, prior=day_prior, doy=None if doys is None else float(doys[t]),
+                                  **kernel_kw))
     return np.stack(days, axis=1)

@@ -63,7 +63,8 @@ def conformal_scale(mean: Any, spread: Any, truth: Any, *, level: float = LEVEL)
 def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray], *,
               aux: Sequence[xr.DataArray] | xr.Dataset | None = None, factor: int | None = None, members: int = 8,
               steps: int | None = None, sampler: str | None = None, seed: int = 0, level: float = LEVEL,
-              device: str = "cpu", out=None, allow_out_of_range: bool = False, **kwargs: Any):
+              device: str = "cpu", out=None, allow_out_of_range: bool = False,
+              priors: Sequence[xr.Dataset | None] | None = None, dates: Sequence[Any] | None = None, **kwargs: Any):
     """Calibrate ``model``'s 90 % interval on coarse/fine pairs it was **not** trained on.
 
     Each coarse image is downscaled with ``members`` members (as :func:`unique_xr.downscale.downscale`,
@@ -74,7 +75,8 @@ def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray
     spread depends on them. With ``out`` the calibrated model folder is written there (its token
     changes: the intervals do). ``steps`` must be >= 1 (None: the model's). Inputs unlike the training
     data are refused as by :func:`~unique_xr.downscale.downscale`; ``allow_out_of_range=True`` turns
-    that into a warning.
+    that into a warning. Scheme S3: ``priors`` and ``dates`` give each pair's prior and day (see
+    :func:`~unique_xr.downscale.downscale`).
 
     Returns the model, calibrated (the same object). ``model.interval`` records the scale, the pixels,
     the settings and the coverage of the Student-t interval before calibration.
@@ -90,9 +92,15 @@ def calibrate(model, coarse: Sequence[xr.DataArray], fine: Sequence[xr.DataArray
     steps_used = sampling_steps(steps, model)  # refuses 0 and negatives before the model is touched
     model.interval = None  # calibrate the Student-t interval, not an earlier calibration
     means, spreads, truths = [], [], []
-    for c, f in zip(coarse, fine):
+    priors = list(priors) if priors is not None else [None] * len(coarse)
+    dates = list(dates) if dates is not None else [None] * len(coarse)
+    if len(priors) != len(coarse) or len(dates) != len(coarse):
+        raise DownscaleInputError(f"calibrate needs one prior and one date per pair; got {len(priors)} priors and "
+                                  f"{len(dates)} dates for {len(coarse)} pairs.")
+    for c, f, prior, date in zip(coarse, fine, priors, dates):
         ds = downscale(c, model, aux=aux, factor=factor, members=members, steps=steps, sampler=sampler, seed=seed,
-                       device=device, name="calibration", allow_out_of_range=allow_out_of_range, **kwargs)
+                       device=device, name="calibration", allow_out_of_range=allow_out_of_range, prior=prior,
+                       date=date, **kwargs)
         truth = np.asarray(f.values, dtype=np.float64)
         if truth.shape != ds["calibration"].shape:
             raise DownscaleInputError(f"The fine image has {truth.shape} px but the prediction {ds['calibration'].shape}: "

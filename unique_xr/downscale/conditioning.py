@@ -8,7 +8,8 @@ in the fine cell (one-hot for a map on the fine grid). These numbers are fitted 
 training data and stored in the model card, so prediction applies exactly the same transform.
 
 Channels, in order: standardised coarse (0 where missing), coarse validity (1/0), then the
-auxiliaries in the order given.
+auxiliaries in the order given, then for scheme S3 the :data:`PRIOR_CHANNELS` built from the most
+recent clear fine observation before the target day (:class:`PriorFields`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from unique_xr.errors import UniqueXrError
 
 #: Integer rasters with at most this many distinct values are read as classes.
 MAX_CLASSES = 64
+#: Scheme S3's conditioning channels from the prior (all 0 where a pixel has none).
+PRIOR_CHANNELS = ("prior_residual", "coarse_change", "has_prior", "prior_recency", "prior_coarse_observed",
+                  "doy_sin", "doy_cos")
+#: Days over which the recency channel ``exp(-age / AGE_SCALE)`` of a prior falls to 1/e.
+AGE_SCALE = 32.0
 
 
 class DownscaleInputError(UniqueXrError, ValueError):
@@ -77,6 +83,50 @@ class AuxSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PriorFields:
+    """Scheme S3's prior on the fine grid: the latest clear fine value before the target day, per pixel.
+
+    Arrays broadcast against each other (``(H, W)``, or ``(N, H, W)`` for a stack of patches).
+
+    Attributes
+    ----------
+    fine
+        The prior fine value (NaN: the pixel has no prior).
+    coarse
+        The coarse field of the prior's day at the pixel, on the fine grid (observed, or the fine
+        prior's own coarse-cell mean: :func:`unique_xr.downscale.prior.cell_mean_on_fine`).
+    age
+        Days from the prior's day to the target day (> 0).
+    observed
+        1 where ``coarse`` is the observed coarse field of the prior's day, 0 where it is the fine
+        prior's own cell mean.
+    doy
+        Day of year of the target day (1-366).
+    """
+
+    fine: np.ndarray
+    coarse: np.ndarray
+    age: np.ndarray
+    observed: np.ndarray | float
+    doy: np.ndarray | float
+
+    def channels(self, norm: Normalisation, coarse_up: np.ndarray) -> np.ndarray:
+        """The :data:`PRIOR_CHANNELS` ``(7, ...)`` float32 for ``coarse_up`` of the target day."""
+        fine, coarse, age = (np.asarray(a, dtype=np.float64) for a in (self.fine, self.coarse, self.age))
+        shape = np.broadcast_shapes(np.shape(coarse_up), fine.shape, coarse.shape, age.shape)
+        has = np.isfinite(fine) & np.isfinite(coarse) & np.isfinite(age) & (age >= 0)
+        today = np.isfinite(coarse_up)
+        with np.errstate(invalid="ignore", over="ignore"):
+            resid = np.where(has, (fine - coarse) / norm.residual_std, 0.0)
+            change = np.where(has & today, (np.asarray(coarse_up, np.float64) - coarse) / norm.field_std, 0.0)
+            recency = np.where(has, np.exp(-np.clip(age, 0, None) / AGE_SCALE), 0.0)
+        observed = np.where(has, np.asarray(self.observed, np.float64), 0.0)
+        angle = 2 * np.pi * np.asarray(self.doy, np.float64) / 365.25
+        parts = [resid, change, has, recency, observed, np.sin(angle), np.cos(angle)]
+        return np.stack([np.broadcast_to(p, shape) for p in parts]).astype(np.float32)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Normalisation:
     """Standardisation of the field, its residual and the auxiliaries (stored in the model card)."""
 
@@ -84,13 +134,21 @@ class Normalisation:
     field_std: float
     residual_std: float
     aux: tuple[AuxSpec, ...] = field(default_factory=tuple)
+    #: Scheme S3: the conditioning ends with the :data:`PRIOR_CHANNELS`.
+    prior: bool = False
 
     @property
     def cond_channels(self) -> int:
-        return 2 + sum(a.channels for a in self.aux)
+        return 2 + sum(a.channels for a in self.aux) + (len(PRIOR_CHANNELS) if self.prior else 0)
 
-    def conditioning(self, coarse_up: np.ndarray, aux: list[np.ndarray] | tuple = ()) -> np.ndarray:
-        """``(C, H, W)`` float32 network conditioning from the upsampled coarse field and auxiliaries."""
+    def conditioning(self, coarse_up: np.ndarray, aux: list[np.ndarray] | tuple = (),
+                     prior: PriorFields | None = None) -> np.ndarray:
+        """``(C, H, W)`` float32 network conditioning from the upsampled coarse field and auxiliaries.
+
+        For a model with prior channels (scheme S3), ``prior`` gives them; None means no pixel has a
+        prior (all prior channels 0 but the day of year, which then must come from ``prior`` too:
+        pass ``PriorFields`` with all-NaN ``fine`` to say "no prior" on a known day).
+        """
         if len(aux) != len(self.aux):
             names = [a.name for a in self.aux]
             raise DownscaleInputError(
@@ -107,6 +165,11 @@ class Normalisation:
                     "auxiliaries must be on the fine grid."
                 )
             parts.append(spec.encode(values))
+        if self.prior:
+            if prior is None:
+                raise DownscaleInputError("A scheme-s3 model conditions on a prior and the target day: pass "
+                                          "PriorFields (all-NaN fine for a day without any prior).")
+            parts.append(prior.channels(self, coarse_up))
         return np.concatenate(parts, axis=0)
 
     def residual(self, fine: np.ndarray, coarse_up: np.ndarray) -> np.ndarray:
@@ -118,17 +181,21 @@ class Normalisation:
         return (coarse_up + self.residual_std * residual).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field_mean": self.field_mean, "field_std": self.field_std, "residual_std": self.residual_std,
-                "aux": [a.to_dict() for a in self.aux]}
+        out = {"field_mean": self.field_mean, "field_std": self.field_std, "residual_std": self.residual_std,
+               "aux": [a.to_dict() for a in self.aux]}
+        if self.prior:  # only then: S1/S2 cards (and their tokens) stay as they were
+            out["prior"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalisation:
         return cls(field_mean=d["field_mean"], field_std=d["field_std"], residual_std=d["residual_std"],
-                   aux=tuple(AuxSpec.from_dict(a) for a in d["aux"]))
+                   aux=tuple(AuxSpec.from_dict(a) for a in d["aux"]), prior=bool(d.get("prior", False)))
 
     @classmethod
     def fit(cls, coarse_up: list[np.ndarray], fine: list[np.ndarray], aux: list[np.ndarray] = (),
-            aux_names: list[str] | None = None, aux_kinds: list[str | None] | None = None) -> Normalisation:
+            aux_names: list[str] | None = None, aux_kinds: list[str | None] | None = None,
+            prior: bool = False) -> Normalisation:
         """Fit on training pairs (lists of ``(H, W)`` arrays on the fine grid)."""
         c = np.concatenate([np.ravel(a) for a in coarse_up]).astype(np.float64)
         r = np.concatenate([np.ravel(f - a) for f, a in zip(fine, coarse_up)]).astype(np.float64)
@@ -139,7 +206,7 @@ class Normalisation:
         kinds = aux_kinds or [None] * len(aux)
         specs = tuple(AuxSpec.fit(n, a, k) for n, a, k in zip(names, aux, kinds))
         return cls(field_mean=float(c.mean()), field_std=float(c.std()) or 1.0,
-                   residual_std=float(r.std()) or 1.0, aux=specs)
+                   residual_std=float(r.std()) or 1.0, aux=specs, prior=prior)
 
 
 def _axis_bilinear(fine_index: np.ndarray, factor: int, n_coarse: int, origin: int):

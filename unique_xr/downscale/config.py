@@ -6,7 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-SCHEMES = ("s1", "s2")
+SCHEMES = ("s1", "s2", "s3")
+#: Ensemble members averaged into the default output (the best estimate) when ``members`` is not given.
+DEFAULT_MEMBERS = 8
 
 
 @dataclass(frozen=True, kw_only=True)

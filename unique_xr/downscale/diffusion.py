@@ -58,6 +58,20 @@ def sampling_steps(timesteps: int, steps: int) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, timesteps - 1, steps)}, reverse=True)
 
 
+def nested_steps(timesteps: int, steps: int) -> list[int]:
+    """``steps`` diffusion steps at ``u = i / steps`` of the process, descending: the grid of ``2 * steps`` holds it.
+
+    Progressive distillation halves the number of steps: the student's step from ``u = i/n`` to
+    ``(i-1)/n`` replaces two teacher steps through ``(2i-1)/2n``, so the grids must nest.
+
+    >>> nested_steps(1000, 4)
+    [999, 749, 499, 249]
+    """
+    if not 1 <= steps <= timesteps:
+        raise ValueError(f"steps must be between 1 and {timesteps}; got {steps}.")
+    return [int(round(i * timesteps / steps)) - 1 for i in range(steps, 0, -1)]
+
+
 class Diffusion:
     """Schedule plus the loss and samplers for a v-predicting network.
 
@@ -97,6 +111,7 @@ class Diffusion:
         sampler: str = "ddim",
         steps: int = 25,
         clip: float | None = None,
+        ts: list[int] | None = None,
     ):
         """Draw residual samples for ``cond`` (``(B, C, H, W)``).
 
@@ -112,27 +127,38 @@ class Diffusion:
             Number of network evaluations.
         clip
             Clamp :math:`\\hat x_0` to ``[-clip, clip]`` at each step (normalised units).
+        ts
+            The diffusion steps to visit, descending (default: ``steps`` evenly spaced ones); a
+            distilled sampler runs on :func:`nested_steps`.
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}.")
         eta = 0.0 if sampler == "ddim" else 1.0
-        ts = sampling_steps(self.timesteps, steps)
+        ts = sampling_steps(self.timesteps, steps) if ts is None else list(ts)
         x = noise(0)
-        b = x.shape[0]
         for k, t in enumerate(ts):
             t_next = ts[k + 1] if k + 1 < len(ts) else -1
-            ab = float(self.alphas_cumprod[t])
-            ab_next = float(self.alphas_cumprod[t_next]) if t_next >= 0 else 1.0
-            v = net(x, cond, torch.full((b,), t, device=x.device, dtype=torch.long)).float()
-            x0 = math.sqrt(ab) * x - math.sqrt(1 - ab) * v
-            if clip is not None:
-                x0 = x0.clamp(-clip, clip)
-            eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
-            if t_next < 0:
-                x = x0
-                break
-            sigma = eta * math.sqrt((1 - ab_next) / (1 - ab)) * math.sqrt(1 - ab / ab_next)
-            x = math.sqrt(ab_next) * x0 + math.sqrt(max(1 - ab_next - sigma**2, 0.0)) * eps
-            if sigma > 0:
-                x = x + sigma * noise(k + 1)
+            x = self.step(net, x, cond, t, t_next, eta=eta, clip=clip, noise=lambda k=k: noise(k + 1))
         return x
+
+    def step(self, net, x, cond, t: int, t_next: int, *, eta: float = 0.0, clip: float | None = None, noise=None):
+        r"""One generalised DDIM step of every sample from step ``t`` to ``t_next`` (-1: the clean field).
+
+        ``t`` may be an int or a ``(B,)`` tensor of steps (then ``t_next`` too; distillation draws a
+        step per sample); ``noise()`` gives the fresh noise when ``eta > 0``.
+        """
+        b = x.shape[0]
+        t_b = torch.as_tensor(t, device=x.device, dtype=torch.long).expand(b)
+        tn_b = torch.as_tensor(t_next, device=x.device, dtype=torch.long).expand(b)
+        table = torch.as_tensor(np.append(self.alphas_cumprod, 1.0), dtype=torch.float32, device=x.device)
+        ab, ab_next = table[t_b][:, None, None, None], table[tn_b][:, None, None, None]  # index -1 -> 1.0
+        v = net(x, cond, t_b).float()
+        x0 = ab.sqrt() * x - (1 - ab).sqrt() * v
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        sigma = eta * ((1 - ab_next) / (1 - ab)).sqrt() * (1 - ab / ab_next).clamp_min(0).sqrt()
+        out = ab_next.sqrt() * x0 + (1 - ab_next - sigma**2).clamp_min(0).sqrt() * eps
+        if eta > 0 and bool((tn_b >= 0).any()):
+            out = out + sigma * noise()
+        return out

@@ -29,7 +29,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEXTURE_FILE", "calibrate_from_files", "fit_from_files", "model_aux", "predict_from_files", "read_band"]
+__all__ = ["TEXTURE_FILE", "calibrate_from_files", "distill_from_files", "fit_from_files", "model_aux",
+           "predict_from_files", "read_band"]
 
 #: The texture layer ``fit --texture`` writes into the model folder.
 TEXTURE_FILE = "texture.tif"
@@ -61,7 +62,7 @@ def read_band(path: _Path, band: int | None):
 def fit_from_files(coarse: Sequence[_Path], fine: Sequence[_Path], *, aux: Sequence[_Path] = (), scheme: str,
                    out: _Path, preset: str = "cpu", steps: int | None = None, device: str = "cpu",
                    precision: str = "auto", resume: bool = False, seed: int | None = None, band: int | None = None,
-                   progress: bool = False, texture: bool = False):
+                   progress: bool = False, texture: bool = False, dates: Sequence[str] | None = None):
     """Train a downscaler on coarse/fine GeoTIFF pairs (coarse i pairs with fine i) and write its folder.
 
     Parameters
@@ -76,9 +77,13 @@ def fit_from_files(coarse: Sequence[_Path], fine: Sequence[_Path], *, aux: Seque
         Scheme ``"s2"``: auxiliary layers on the fine grid (a DEM, a land-cover map; integer maps
         with few values become one channel per class).
     scheme
-        ``"s1"`` (coarse only) or ``"s2"`` (coarse + auxiliaries).
+        ``"s1"`` (coarse only), ``"s2"`` (coarse + auxiliaries) or ``"s3"`` (fusion: + the latest
+        earlier fine image and the day; auxiliaries optional; needs ``dates``).
     out
         Model folder to write (``weights.pt``, ``card.json``, ``checkpoint.pt``).
+    dates
+        Scheme ``"s3"``: the day of each pair (``YYYY-MM-DD``), in the order of the pairs; each
+        pair's prior is, per pixel, the latest clear fine value among the pairs of earlier days.
     preset
         Model size and schedule of :meth:`~unique_xr.downscale.DownscaleConfig.preset`: ``"quick"``
         (tests), ``"cpu"``, ``"large"`` (GPU).
@@ -124,6 +129,13 @@ def fit_from_files(coarse: Sequence[_Path], fine: Sequence[_Path], *, aux: Seque
     from unique_xr.downscale.texture import texture_prior
 
     coarse, fine, aux = list(coarse), list(fine), list(aux)
+    if scheme == "s3" and not dates:
+        raise DownscaleInputError("Scheme s3 needs the day of each pair: add --dates YYYY-MM-DD ... in the order of "
+                                  "the --coarse/--fine pairs.")
+    if scheme != "s3" and dates:
+        raise DownscaleInputError(f"--dates is used by scheme s3 only; drop it or use --scheme s3 (got {scheme}).")
+    if dates and len(dates) != len(fine):
+        raise DownscaleInputError(f"--dates needs one day per pair: got {len(dates)} dates for {len(fine)} pairs.")
     if texture and scheme != "s2":
         raise DownscaleInputError("--texture adds an auxiliary layer, so it needs --scheme s2.")
     if scheme == "s2" and not aux and not texture:
@@ -167,7 +179,8 @@ def fit_from_files(coarse: Sequence[_Path], fine: Sequence[_Path], *, aux: Seque
         prior = texture_prior(fine_da, k)
         inputs["texture"] = TEXTURE_FILE
     model = fit([a for a, _ in aligned], fine_da, aux=aux_da, scheme=scheme, config=config, out=out, device=device,
-                precision=precision, resume=resume, progress=progress, card={"inputs": inputs})
+                precision=precision, resume=resume, progress=progress, card={"inputs": inputs},
+                dates=list(dates) if dates else None)
     if prior is not None:
         write_prediction(prior.to_dataset(), Path(out) / TEXTURE_FILE, grid, tags={"content": prior.attrs["long_name"]})
     return model
@@ -217,11 +230,13 @@ def model_aux(model, model_dir: _Path, aux_da: Sequence[Any], what: str) -> list
     return [*aux_da, read_single_band(path, name="texture")]
 
 
-def predict_from_files(model_dir: _Path, coarse: _Path, *, out: _Path, aux: Sequence[_Path] = (), members: int = 1,
+def predict_from_files(model_dir: _Path, coarse: _Path, *, out: _Path, aux: Sequence[_Path] = (), members: int | None = None,
                        steps: int | None = None, sampler: str | None = None, seed: int = 0, tile: int | None = None,
                        overlap: int | None = None, conserve: bool = False, device: str = "cpu",
                        precision: str = "auto", band: int | None = None, like: _Path | None = None,
-                       factor: int | None = None, allow_out_of_range: bool = False):
+                       factor: int | None = None, allow_out_of_range: bool = False, date: str | None = None,
+                       prior_fine: _Path | None = None, prior_date: str | None = None,
+                       prior_coarse: _Path | None = None):
     """Downscale one coarse GeoTIFF with a fitted model and write the fine-grid GeoTIFF.
 
     Parameters
@@ -237,7 +252,10 @@ def predict_from_files(model_dir: _Path, coarse: _Path, *, out: _Path, aux: Sequ
         Scheme ``"s2"``: the model's auxiliary layers, in the order of fit; their grid is the output
         grid (a texture model adds its own texture layer, see :func:`model_aux`).
     members, steps, sampler, seed
-        Ensemble members, sampling steps and sampler (``"ddim"``/``"ddpm"``; None: the model's), noise seed.
+        Ensemble members (None: :data:`~unique_xr.downscale.config.DEFAULT_MEMBERS`, whose mean is the
+        best estimate; 1 writes one random sample), sampling steps and sampler (``"ddim"``, ``"ddpm"``,
+        ``"distilled"``; None: the distilled sampler of ``steps`` when the model has one, else the
+        model's), noise seed.
     tile, overlap
         Tile side and overlap in fine pixels (None: the model's).
     conserve
@@ -255,6 +273,11 @@ def predict_from_files(model_dir: _Path, coarse: _Path, *, out: _Path, aux: Sequ
     allow_out_of_range
         Predict, with a warning, inputs unlike the training data (values far outside the trained
         range, a factor the model was not fitted at), which are refused otherwise.
+    date, prior_fine, prior_date, prior_coarse
+        Scheme ``"s3"``: the target day (``YYYY-MM-DD``, required); the latest clear fine image before
+        it (on the output grid; NaN pixels have no prior) and its day; optionally the coarse image of
+        that day (aligned like ``coarse``); without it the model uses the coarse field averaged from
+        the prior fine image (nested coarse grids only). Without ``prior_fine`` no pixel has a prior.
 
     Returns
     -------
@@ -282,13 +305,17 @@ def predict_from_files(model_dir: _Path, coarse: _Path, *, out: _Path, aux: Sequ
     if like is not None and factor is not None:
         raise DownscaleInputError("--like sets the output grid, --factor derives it from the coarse grid: give one.")
     model = load_downscaler(model_dir)
+    _check_prior_options(model, date, prior_fine, prior_date, prior_coarse)
     coarse_da = read_band(coarse, band)
     aux_da = model_aux(model, model_dir, [read_single_band(p) for p in aux], "--aux")
+    prior_da = read_single_band(prior_fine, name="prior_fine") if prior_fine is not None else None
     if aux_da and (like is not None or factor is not None):
         raise DownscaleInputError("With auxiliaries (--aux, or a model's texture layer) the output grid is theirs; "
                                   "drop --like/--factor.")
     if aux_da:
-        grid = common_grid(aux_da, "--aux")
+        grid = common_grid([*aux_da, *([prior_da] if prior_da is not None else [])], "--aux and --prior-fine")
+    elif prior_da is not None and like is None and factor is None:
+        grid = common_grid([prior_da], "--prior-fine")
     elif like is not None:
         grid = read_grid(like)
     else:
@@ -296,15 +323,104 @@ def predict_from_files(model_dir: _Path, coarse: _Path, *, out: _Path, aux: Sequ
         grid = prediction_grid(coarse_da, factor=factor, trained_factor=model.card.get("factor", 1),
                                trained_grid=inputs.get("fine_grid"))
     aligned, k = align_coarse(coarse_da, grid)
+    prior = None
+    if prior_da is not None:
+        prior = _prior_dataset(prior_da, grid, date, prior_date, prior_coarse, band)
     ds = downscale(aligned, model, aux=aux_da, factor=k, members=members, steps=steps, sampler=sampler, seed=seed,
                    tile=tile, overlap=overlap, conserve=conserve, device=device, precision=precision,
-                   allow_out_of_range=allow_out_of_range)
+                   allow_out_of_range=allow_out_of_range, prior=prior, date=date)
     ds.attrs["downscaling_alignment"] = aligned.attrs["alignment"]
     tags = {"source_coarse": str(coarse), "source_model": str(model_dir), "seed": seed,
-            "sampler": sampler or model.config.sampler,
-            "steps": steps if steps is not None else model.config.sample_steps}
+            "sampler": ds.attrs["downscaling_sampler"], "steps": ds.attrs["downscaling_steps"],
+            "estimate": ds.attrs["downscaling_estimate"]}
+    if model.norm.prior:
+        tags.update({"date": str(date), "prior_fine": str(prior_fine), "prior_date": str(prior_date),
+                     "prior_coarse": str(prior_coarse)})
     write_prediction(ds, out, grid, tags=tags)
     return grid, ds
+
+
+def _check_prior_options(model, date, prior_fine, prior_date, prior_coarse) -> None:
+    """The S3 options of predict: all of date, and prior date with prior fine; none for S1/S2."""
+    from unique_xr.downscale.conditioning import DownscaleInputError
+
+    given = [n for n, v in (("--date", date), ("--prior-fine", prior_fine), ("--prior-date", prior_date),
+                            ("--prior-coarse", prior_coarse)) if v is not None]
+    if not model.norm.prior:
+        if given:
+            raise DownscaleInputError(f"{', '.join(given)}: the model is scheme {model.scheme}, which conditions on "
+                                      "no prior or day; drop them, or fit with --scheme s3.")
+        return
+    if date is None:
+        raise DownscaleInputError("The model is scheme s3: give the target day with --date YYYY-MM-DD.")
+    if (prior_fine is None) != (prior_date is None):
+        raise DownscaleInputError("--prior-fine and --prior-date go together: the latest clear fine image before "
+                                  "--date and its day.")
+    if prior_coarse is not None and prior_fine is None:
+        raise DownscaleInputError("--prior-coarse is the coarse image of the prior's day: give --prior-fine and "
+                                  "--prior-date with it.")
+
+
+def _prior_dataset(prior_da, grid, date, prior_date, prior_coarse, band):
+    """The prior Dataset of :func:`unique_xr.downscale.downscale` from the prior fine file (and its coarse file)."""
+    import numpy as np
+    import xarray as xr
+
+    from unique_xr.downscale.api import coarse_on_fine
+    from unique_xr.downscale.prior import day_numbers
+    from unique_xr.downscale.conditioning import DownscaleInputError
+    from unique_xr.downscale.io import align_coarse, common_grid
+
+    common_grid([prior_da], "--prior-fine")
+    days, _ = day_numbers([date, prior_date])
+    age = float(days[0] - days[1])
+    if age <= 0:
+        raise DownscaleInputError(f"--prior-date {prior_date} is not before --date {date}: the prior is the latest "
+                                  "clear fine image BEFORE the target day.")
+    fine = np.asarray(prior_da.values, dtype=np.float32)
+    shape = tuple(grid.shape)
+    if fine.shape != shape:
+        raise DownscaleInputError(f"--prior-fine is {fine.shape} px, the output grid {shape}: give the prior on the "
+                                  "output grid (the --aux grid, or the grid predict writes).")
+    data = {"fine": (("y", "x"), fine), "age": (("y", "x"), np.where(np.isfinite(fine), age, np.nan))}
+    if prior_coarse is not None:
+        aligned, k = align_coarse(read_band(prior_coarse, band), grid)
+        data["coarse"] = (("y", "x"), coarse_on_fine(np.asarray(aligned.values, dtype=np.float64), k))
+    return xr.Dataset(data)
+
+
+def distill_from_files(model_dir: _Path, coarse: Sequence[_Path], fine: Sequence[_Path], *, steps: int = 4,
+                       start: int = 16, aux: Sequence[_Path] = (), dates: Sequence[str] | None = None,
+                       round_steps: int | None = None, device: str = "cpu", precision: str = "auto",
+                       band: int | None = None, out: _Path | None = None, progress: bool = False):
+    """Distil a model folder into few-step samplers (:func:`unique_xr.downscale.distill`, in :mod:`unique_xr.downscale.distillation`) and write it.
+
+    ``coarse``/``fine``/``aux``/``dates`` as for :func:`fit_from_files`; without them, the files the
+    model was fitted on (its card's ``inputs``) are used.
+    """
+    from unique_xr.downscale import distill, load_downscaler
+    from unique_xr.downscale.conditioning import DownscaleInputError
+    from unique_xr.downscale.io import align_coarse, common_grid, read_single_band
+
+    model = load_downscaler(model_dir)
+    inputs = model.card.get("inputs", {})
+    given = bool(list(coarse))
+    coarse, fine = (list(coarse), list(fine)) if given else (inputs.get("coarse", []), inputs.get("fine", []))
+    if not coarse or not fine:
+        raise DownscaleInputError("distill trains on coarse/fine pairs: give --coarse and --fine (the model's card "
+                                  "does not list the files it was fitted on).")
+    aux = list(aux) if given else inputs.get("aux", [])
+    dates = list(dates) if dates else model.card.get("dates") if model.norm.prior else None
+    fine_da = [read_band(p, band) for p in fine]
+    aux_da = model_aux(model, model_dir, [read_single_band(p) for p in aux], "--aux")
+    grid = common_grid([*fine_da, *aux_da], "--fine and --aux")
+    aligned = [align_coarse(read_band(p, band), grid) for p in coarse]
+    if aux_da and model.card.get("inputs", {}).get("texture"):
+        raise DownscaleInputError("distill does not handle --texture models yet (their training texture is "
+                                  "leave-one-out); distil an s1, s2 or s3 model.")
+    return distill(model, [a for a, _ in aligned], fine_da, aux=aux_da, dates=dates,
+                   factor=aligned[0][1] if aligned else None, steps=steps, start=start, round_steps=round_steps,
+                   device=device, precision=precision, out=out if out is not None else model_dir, progress=progress)
 
 
 def calibrate_from_files(model_dir: _Path, coarse: Sequence[_Path], fine: Sequence[_Path], *,
@@ -355,6 +471,11 @@ def calibrate_from_files(model_dir: _Path, coarse: Sequence[_Path], fine: Sequen
         raise DownscaleInputError(f"calibrate pairs coarse i with fine i; got {len(coarse)} coarse and "
                                   f"{len(fine)} fine files.")
     fitted = load_downscaler(model_dir)
+    if fitted.norm.prior:
+        raise DownscaleInputError(
+            f"{model_dir} is a scheme-s3 model: each calibration pair needs its own prior and day, which this command "
+            "does not take. Calibrate it in Python: unique_xr.downscale.calibrate(model, coarse, fine, priors=[...], "
+            "dates=[...]).")
     fine_da = [read_band(p, band) for p in fine]
     aux_da = model_aux(fitted, model_dir, [read_single_band(p) for p in aux], "--aux")
     grid = common_grid([*fine_da, *aux_da], "--fine and --aux")

@@ -1,4 +1,4 @@
-r"""Scores of a downscaled field against a fine-grid truth: RMSE, bias, correlation, SSIM, coverage.
+r"""Scores of a downscaled field against a fine-grid truth: RMSE, bias, correlation, SSIM, coverage, CRPS.
 
 Every function takes plain arrays of the same shape (numpy, or anything :func:`numpy.asarray`
 accepts, such as a computed DataArray) and scores only the pixels that are finite in both the
@@ -21,7 +21,7 @@ import numpy as np
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
 
-__all__ = ["bias", "interval_coverage", "pearson_r", "rmse", "score_table", "ssim"]
+__all__ = ["bias", "crps_gaussian", "interval_coverage", "pearson_r", "rmse", "score_table", "ssim"]
 
 #: SSIM stabilising constants of Wang et al. (2004): C1 = (K1 L)^2, C2 = (K2 L)^2.
 K1, K2 = 0.01, 0.03
@@ -198,6 +198,66 @@ def interval_coverage(lower: Any, upper: Any, truth: Any) -> float:
     if not ok.any():
         return float("nan")
     return float(np.mean((t[ok] >= lo[ok]) & (t[ok] <= hi[ok])))
+
+
+def crps_gaussian(mean: Any, spread: Any, truth: Any) -> float:
+    r"""Mean CRPS of the Gaussian :math:`N(\mu, \sigma^2)` with the ensemble's mean and spread, over finite pixels.
+
+    The continuous ranked probability score of a normal forecast has the closed form
+    (Gneiting & Raftery 2007, eq. 21)
+
+    .. math::
+
+        \mathrm{CRPS}(N(\mu, \sigma^2), y) = \sigma \left[ z\,\bigl(2\Phi(z) - 1\bigr) + 2\varphi(z)
+        - \frac{1}{\sqrt{\pi}} \right], \qquad z = \frac{y - \mu}{\sigma},
+
+    with :math:`\Phi` and :math:`\varphi` the standard normal CDF and density. It is in the units
+    of the variable, lower is better, and for :math:`\sigma = 0` it is the absolute error
+    :math:`|y - \mu|`, so a point forecast's CRPS is its mean absolute error. Given an ensemble's
+    mean and member standard deviation this scores the Gaussian with those two moments, not the
+    empirical distribution of the members.
+
+    Parameters
+    ----------
+    mean, spread, truth : array-like, same shape
+        Ensemble mean :math:`\mu`, spread :math:`\sigma \ge 0` and truth :math:`y`; pixels where
+        any of them is not finite are left out.
+
+    Returns
+    -------
+    float
+        NaN when no pixel is finite in all three.
+
+    Raises
+    ------
+    SpecError
+        The shapes differ or a finite spread is negative.
+
+    Examples
+    --------
+    >>> from unique_xr.downscale.metrics import crps_gaussian
+    >>> round(crps_gaussian([0.0], [1.0], [0.0]), 4)   # (2 phi(0) - 1 / sqrt(pi)) = 0.2337
+    0.2337
+    >>> crps_gaussian([1.0, 2.0], [0.0, 0.0], [0.0, 4.0])   # zero spread: the mean absolute error
+    1.5
+    """
+    special = import_optional("scipy.special", purpose="the Gaussian CRPS")
+    mu, t, ok = _pair(mean, truth)
+    sigma, _, ok_sigma = _pair(spread, truth)
+    ok &= ok_sigma
+    if (sigma[ok] < 0).any():
+        raise SpecError(f"spread must be >= 0 (a standard deviation); got a minimum of {sigma[ok].min()}.")
+    if not ok.any():
+        return float("nan")
+    mu, t, sigma = mu[ok], t[ok], sigma[ok]
+    error = np.abs(t - mu)
+    crps = error.copy()
+    spread_on = sigma > 0
+    s = sigma[spread_on]
+    z = (t[spread_on] - mu[spread_on]) / s
+    crps[spread_on] = s * (z * (2.0 * special.ndtr(z) - 1.0) + 2.0 * np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
+                           - 1.0 / np.sqrt(np.pi))
+    return float(np.mean(crps))
 
 
 def score_table(pred: Any, truth: Any, *, data_range: float | None = None) -> dict[str, float]:

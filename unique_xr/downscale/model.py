@@ -29,10 +29,12 @@ from unique_xr.errors import ModelFolderError
 
 torch = import_optional("torch", purpose="diffusion downscaling")
 
-from unique_xr.downscale.diffusion import Diffusion  # noqa: E402
+from unique_xr.downscale.diffusion import Diffusion, nested_steps  # noqa: E402
 from unique_xr.downscale.net import ConditionalUNet, count_parameters  # noqa: E402
 
 CARD = "card.json"
+#: Prefix of a distilled student's tensors in ``weights.pt``.
+_STUDENT = "student"
 WEIGHTS = "weights.pt"
 CHECKPOINT = "checkpoint.pt"
 #: The SHA-256 of ``checkpoint.pt``, written after it; a checkpoint without a matching record is not loaded.
@@ -74,6 +76,10 @@ class Downscaler:
     #: Calibration of the ensemble interval (:func:`unique_xr.downscale.calibration.calibrate`): ``scale``
     #: multiplies the spread to give the interval's half-width; None keeps the Student-t interval.
     interval: dict[str, Any] | None = None
+    #: Distilled few-step samplers (:mod:`unique_xr.downscale.distillation`): network evaluations -> network.
+    students: dict[int, Any] = field(default_factory=dict)
+    #: How the students were made (card entry ``distilled``); None when there are none.
+    distilled: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
@@ -95,15 +101,26 @@ class Downscaler:
         """The model of :meth:`describe` with the weights of :meth:`weights_bytes`, on the CPU, in eval mode."""
         model = cls.new(DownscaleConfig.from_dict(describe["config"]), Normalisation.from_dict(describe["normalisation"]),
                         describe["scheme"])
-        model.net.load_state_dict(load_tensors(weights, WEIGHTS, error=ModelFolderError))
+        tensors = load_tensors(weights, WEIGHTS, error=ModelFolderError)
+        own = {k: v for k, v in tensors.items() if not k.startswith(_STUDENT)}
+        model.net.load_state_dict(own)
         model.net.eval()
         model.interval = describe.get("interval")
+        model.distilled = describe.get("distilled")
+        for n in (model.distilled or {}).get("steps", []):
+            prefix = f"{_STUDENT}{int(n)}."
+            student = copy.deepcopy(model.net)
+            student.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            model.students[int(n)] = student.eval()
         return model
 
     def weights_bytes(self) -> bytes:
-        """The network's weights, serialised as in ``weights.pt``."""
+        """The network's weights (and the distilled students', prefixed ``student<n>.``), as in ``weights.pt``."""
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        for n, student in sorted(self.students.items()):
+            state.update({f"{_STUDENT}{n}.{k}": v.detach().cpu() for k, v in student.state_dict().items()})
         buf = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, buf)
+        torch.save(state, buf)
         return buf.getvalue()
 
     @property
@@ -114,6 +131,8 @@ class Downscaler:
         device = resolve_device(device)
         if device != self._device:
             self.net.to(device)
+            for student in self.students.values():
+                student.to(device)
             self._device = device
         return self
 
@@ -121,34 +140,55 @@ class Downscaler:
     def token(self) -> str:
         """Hash of weights and card: names the model in task keys and per-worker caches."""
         h = hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode())
-        for v in self.net.state_dict().values():
-            h.update(v.detach().cpu().numpy().tobytes())
+        for net in (self.net, *(self.students[n] for n in sorted(self.students))):
+            for v in net.state_dict().values():
+                h.update(v.detach().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
         out = {"scheme": self.scheme, "config": self.config.to_dict(), "normalisation": self.norm.to_dict()}
         if self.interval is not None:  # only then: an uncalibrated model keeps its token
             out["interval"] = dict(self.interval)
+        if self.distilled is not None:
+            out["distilled"] = dict(self.distilled)
         return out
+
+    def sampler_for(self, steps: int | None, sampler: str | None) -> tuple[str, int]:
+        """``(sampler, steps)`` after defaults: a distilled sampler of ``steps`` evaluations when there is one.
+
+        ``sampler=None`` picks ``"distilled"`` when the model holds a student of ``steps`` (default:
+        the model's ``sample_steps``), else the configuration's sampler; ``"distilled"`` asked for a
+        step count without a student is an error naming the ones there are.
+        """
+        steps = self.config.sample_steps if steps is None else int(steps)
+        if sampler is None:
+            sampler = "distilled" if steps in self.students else self.config.sampler
+        if sampler == "distilled" and steps not in self.students:
+            have = sorted(self.students) or "none"
+            raise DownscaleInputError(f"The model has no distilled sampler of {steps} evaluations (it has {have}); "
+                                      "run unique-xr downscale distill --steps N, or use sampler='ddim'.")
+        return sampler, steps
 
     def sampler_fn(self, *, steps: int | None = None, sampler: str | None = None, device: str = "cpu",
                    precision: str = "auto"):
         """A :data:`unique_xr.downscale.tiling.SampleFn` running this network on ``device``."""
         self.to(device)
-        self.net.eval()
-        steps = self.config.sample_steps if steps is None else steps
-        sampler = sampler or self.config.sampler
+        sampler, steps = self.sampler_for(steps, sampler)
+        net, ts = self.net, None
+        if sampler == "distilled":
+            net, ts, sampler = self.students[steps], nested_steps(self.config.timesteps, steps), "ddim"
+        net.eval()
         dev = self._device
 
         layout = torch.channels_last if dev.startswith("cuda") else torch.contiguous_format
         if dev.startswith("cuda"):
-            self.net.to(memory_format=layout)
+            net.to(memory_format=layout)
 
         def sample(cond: np.ndarray, noise):
             c = torch.from_numpy(np.ascontiguousarray(cond)).to(dev).contiguous(memory_format=layout)
             with autocast(dev, precision):
-                x = self.diffusion.sample(self.net, c, noise=lambda k: torch.from_numpy(noise(k)).to(dev),
-                                          sampler=sampler, steps=steps, clip=8.0)
+                x = self.diffusion.sample(net, c, noise=lambda k: torch.from_numpy(noise(k)).to(dev),
+                                          sampler=sampler, steps=steps, clip=8.0, ts=ts)
             return x[:, 0].float().cpu().numpy()
 
         return sample

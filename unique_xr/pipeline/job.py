@@ -110,7 +110,7 @@ def _load_models(spec: CubeJobSpec) -> dict[str, Any]:
     from unique_xr.models.lgbm import load_model
 
     models = {"gpp_m": load_model(spec.gpp_m)}
-    if spec.gpp_l is not None and spec.downscaler == "fit":
+    if spec.gpp_l is not None:  # the downscaler's training pairs, and scheme S3's prior
         models["gpp_l"] = load_model(spec.gpp_l)
     for kind, model in models.items():
         if model.card.kind != kind:
@@ -119,15 +119,28 @@ def _load_models(spec: CubeJobSpec) -> dict[str, Any]:
     return models
 
 
-def _downscaler(spec: CubeJobSpec, out: Path, items, units, models, client):
+def _given_downscaler(spec: CubeJobSpec):
+    """The downscaler folder of the spec, loaded (None: the job fits one); an S3 one needs a GPP_L model."""
+    from unique_xr.downscale import load_downscaler
+
+    if spec.downscaler == "fit":
+        return None
+    model = load_downscaler(spec.downscaler)
+    if model.norm.prior and spec.gpp_l is None:
+        raise SpecError(f"[models] downscaler = {spec.downscaler!r} is a scheme-s3 model: it conditions on the latest "
+                        "GPP_L before each day, so the job needs [models] gpp_l = a GPP_L model folder.")
+    return model
+
+
+def _downscaler(spec: CubeJobSpec, out: Path, items, units, models, client, given=None):
     """The given downscaler, or the job's own: fitted once on the region's pairs and kept in ``out/downscaler``."""
     import dask
 
     from unique_xr.downscale import DownscaleConfig, fit, load_downscaler
     from unique_xr.pipeline import stages
 
-    if spec.downscaler != "fit":
-        return load_downscaler(spec.downscaler)
+    if given is not None:
+        return given
     folder = out / DOWNSCALER_DIR
     if (folder / "card.json").is_file():
         model = load_downscaler(folder)
@@ -138,22 +151,27 @@ def _downscaler(spec: CubeJobSpec, out: Path, items, units, models, client):
     config = DownscaleConfig.preset(spec.fit_preset, seed=spec.seed, **overrides)
     # before any fitting: the fitted model's tiles must fit the blocks
     stages.check_chunk(spec, config.tile, hint=", or another [downscaling] fit_preset")
-    dates = stages.spread_dates(stages.landsat_dates(items[stages.LANDSAT]), spec.fit_dates)
+    in_period = [d for d in stages.landsat_dates(items[stages.LANDSAT]) if spec.start <= d <= spec.end]
+    dates = stages.spread_dates(in_period, spec.fit_dates)
     chosen = stages.fit_units(units, spec.fit_units)
     logger.info("fitting the downscaler on %d units x %d Landsat dates (%s)", len(chosen), len(dates),
                 ", ".join(dates))
     t0 = time.perf_counter()
     lazy = stages.fit_pairs(spec, items, chosen, dates, models)
     (computed,) = dask.compute(lazy, scheduler=client)
-    coarse, fine, aux, used = stages.pairs_for_training(computed, dates)
+    coarse, fine, aux, used, history = stages.pairs_for_training(computed, dates)
     logger.info("%d training pairs computed in %.1f s", len(fine), time.perf_counter() - t0)
     partial = out / ".downscaler-partial"
     shutil.rmtree(partial, ignore_errors=True)
-    model = fit(coarse, fine, aux=aux if spec.scheme == "s2" else None, scheme=spec.scheme, factor=spec.coarse_factor,
-                aux_kinds=["continuous"] * len(aux) if spec.scheme == "s2" else None,
+    use_aux = spec.scheme != "s1" and bool(aux)
+    s3 = {"dates": [u.split("@")[1] for u in used], "groups": [u.split("@")[0] for u in used],
+          "history": history} if spec.scheme == "s3" else {}
+    model = fit(coarse, fine, aux=aux if use_aux else None, scheme=spec.scheme, factor=spec.coarse_factor,
+                aux_kinds=["continuous"] * len(aux) if use_aux else None,
                 config=config, out=partial,
-                device=spec.device,
+                device=spec.device, **s3,
                 card={"job_token": spec.token, "made_by": "unique-xr cube run", "fitted_on": used,
+                      "prior_history": [f"{unit}@{day}" for day, unit, _ in history] if spec.scheme == "s3" else [],
                       "training_data": "the job's own region: GPP_M (coarse grid) -> GPP_L (30 m) on Landsat dates"})
     logger.info("downscaler fitted in %.1f s (%s steps)", time.perf_counter() - t0, model.config.train_steps)
     shutil.rmtree(folder, ignore_errors=True)
@@ -186,11 +204,15 @@ def _unit_graph(spec: CubeJobSpec, unit: WorkUnit, items, models, plan, store, c
     fine, _ = spec.grids
     days = spec.days[unit.days[0]: unit.days[1]]
     window = unit.window(plan.halo, fine.shape)
-    cubes = stages.data_layer(spec, items, window, days=[str(d.date()) for d in days])
-    gpp_m = stages.gpp_stage(spec, cubes, {"gpp_m": models["gpp_m"]}, days=days)["gpp_m"]
+    s3 = plan.model.norm.prior
+    history = stages.history_dates(spec, items, days) if s3 else []
+    cubes = stages.data_layer(spec, items, window, days=[str(d.date()) for d in days], landsat_days=history,
+                              landsat_may_be_cloudy=True)
+    gpp = stages.gpp_stage(spec, cubes, {k: models[k] for k in (("gpp_m", "gpp_l") if s3 else ("gpp_m",))}, days=days)
+    prior = stages.unit_prior(spec, gpp.get("gpp_l"), days) if s3 else None
     grid = fine.window(unit.rows, unit.cols)
     mask = polygon_mask(spec.region_geometry, grid) if spec.region_geometry is not None else None
-    ds = stages.downscaled(spec, unit, gpp_m, cubes["static"], plan, window=window, mask=mask)
+    ds = stages.downscaled(spec, unit, gpp["gpp_m"], cubes["static"], plan, window=window, mask=mask, prior=prior)
     t, r, c = slice(*unit.days), slice(*unit.rows), slice(*unit.cols)
     sources, regions = {"gpp": (ds["gpp"].data, (t, r, c))}, {}
     if "gpp_spread" in ds:
@@ -257,7 +279,9 @@ def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLi
         logger.info("all %d units of %s are committed; nothing to do", len(units), out)
         return _result(spec, out, store, units, 0, t0, 0, stac and not (out / "stac" / "collection.json").is_file())
     models = _load_models(spec)
-    items = stages.search_inputs(spec, landsat=spec.downscaler == "fit")
+    given = _given_downscaler(spec)
+    s3 = (given.scheme if given is not None else spec.scheme) == "s3"
+    items = stages.search_inputs(spec, landsat=spec.downscaler == "fit", history=s3)
     classes = None
     if spec.landcover:
         classes = ESA_WORLDCOVER_CLASSES if spec.landcover == "esa-worldcover" else IO_LULC_CLASSES
@@ -271,7 +295,7 @@ def run_cube(spec_or_toml: CubeJobSpec | str | os.PathLike, out: str | os.PathLi
         workers = max(torch.cuda.device_count(), 1)  # a LocalCluster of one worker per GPU
     with _cluster(client, scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
                   resources={"GPU": 1} if gpu else None) as c:
-        downscaler = _downscaler(spec, out, items, units, models, c)
+        downscaler = _downscaler(spec, out, items, units, models, c, given=given)
         plan = stages.DownscalingPlan(spec, downscaler)
         tokens = {kind: model.card.model_sha256 or "" for kind, model in models.items()}
         tokens["downscaler"] = downscaler.token

@@ -66,7 +66,7 @@ SECTIONS: dict[str, dict[str, str]] = {
                "engine": "tree_engine"},
     "downscaling": {"scheme": "scheme", "members": "members", "steps": "steps", "seed": "seed", "device": "device",
                     "fit_preset": "fit_preset", "fit_steps": "fit_steps", "fit_units": "fit_units",
-                    "fit_dates": "fit_dates"},
+                    "fit_dates": "fit_dates", "prior_days": "prior_days"},
     "units": {"size": "unit_size", "days": "unit_days", "in_flight": "in_flight"},
     "output": {"path": "out", "chunk": "chunk", "time_chunk": "time_chunk", "title": "title",
                "institution": "institution", "references": "references", "comment": "comment"},
@@ -128,8 +128,15 @@ class CubeJobSpec:
         Model folders; ``downscaler="fit"`` fits one on the region's own (GPP_M, GPP_L) pairs, which
         needs ``gpp_l``. ``allow_missing``: ``{"gpp_m": [...], "gpp_l": [...]}`` model inputs knowingly absent.
     scheme, members, steps, seed, device
-        Downscaling: ``"s2"`` (DEM + land-cover fractions) or ``"s1"``, ensemble size, sampler steps
-        (default: the model's), noise seed, ``"cpu"``/``"cuda"``/``"auto"``.
+        Downscaling by a downscaler the job fits: ``"s3"`` (fusion: the latest GPP_L before each day,
+        its age and the day of year, plus the DEM and land-cover fractions when the data layer has
+        them), ``"s2"`` (DEM + land-cover fractions) or ``"s1"``; ensemble size (the output is the
+        members' mean), sampler steps (default: the model's; a distilled sampler of that many steps
+        is used when the model has one), noise seed, ``"cpu"``/``"cuda"``/``"auto"``. A given
+        downscaler folder brings its own scheme.
+    prior_days
+        Scheme S3: how many days before a work unit's first day its GPP_L history starts (the prior of
+        its first days); GPP_L is computed on the Landsat dates from then to the unit's last day.
     fit_preset, fit_steps, fit_units, fit_dates
         A downscaler fitted by the job: :class:`~unique_xr.downscale.config.DownscaleConfig` preset and
         training steps, and how many work units and Landsat dates (spread over the seasons) make its pairs.
@@ -160,7 +167,7 @@ class CubeJobSpec:
     downscaler: str = "fit"
     allow_missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tree_engine: str = "lightgbm"
-    scheme: str = "s2"
+    scheme: str = "s3"
     members: int = 4
     steps: int | None = None
     seed: int = 0
@@ -169,6 +176,7 @@ class CubeJobSpec:
     fit_steps: int | None = None
     fit_units: int = 4
     fit_dates: int = 8
+    prior_days: int = 48
     unit_size: int = 2048
     unit_days: int | None = None
     in_flight: int = 4
@@ -222,7 +230,7 @@ class CubeJobSpec:
         if self.resolution <= 0:
             raise _fail("resolution", self.resolution, "must be a positive number of metres")
         for name, low in (("coarse_factor", 1), ("members", 1), ("fit_units", 1), ("fit_dates", 1), ("in_flight", 1),
-                          ("chunk", 1), ("time_chunk", 1), ("unit_size", 1), ("seed", 0)):
+                          ("prior_days", 1), ("chunk", 1), ("time_chunk", 1), ("unit_size", 1), ("seed", 0)):
             _whole(self, name, low)
         for name in ("steps", "fit_steps", "unit_days"):
             if getattr(self, name) is not None:
@@ -246,7 +254,7 @@ class CubeJobSpec:
                 raise _fail(name, getattr(self, name), "is not a day YYYY-MM-DD") from None
         if self.start > self.end:
             raise _fail("end", self.end, f"is before [period] start = {self.start!r}")
-        choices = {"engine": ("stackstac", "odc"), "tree_engine": ("lightgbm", "lleaves"), "scheme": ("s1", "s2"),
+        choices = {"engine": ("stackstac", "odc"), "tree_engine": ("lightgbm", "lleaves"), "scheme": ("s1", "s2", "s3"),
                    "device": ("cpu", "cuda", "auto"), "fit_preset": ("quick", "cpu", "large")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -407,7 +415,10 @@ def _is_url(value: str) -> bool:
 
 
 def sample_spec(out: str | os.PathLike, **overrides: Any) -> CubeJobSpec:
-    """The embedded sample region as a job (offline): staged into ``out/inputs``, fitted downscaler, 2 members.
+    """The embedded sample region as a job (offline): staged into ``out/inputs``, fitted S3 downscaler, 2 members.
+
+    Twelve units of 128 x 128 px; the downscaler is fitted on three of them (both Landsat days), so
+    :func:`unique_xr.pipeline.check.structure_check` has units it was not fitted on.
 
     The sample's Landsat reflectance is real; its MODIS, meteorology, DEM and land cover are
     synthetic (:func:`unique_xr.sample.stage_sample` says which is which), so the cube shows the
@@ -421,9 +432,9 @@ def sample_spec(out: str | os.PathLike, **overrides: Any) -> CubeJobSpec:
         bounds=staged.grid.bounds, crs=staged.grid.crs, resolution=30.0, coarse_factor=16, anchor=15.0,
         start=staged.dates[0], end=staged.dates[1], source=str(staged.catalog), meteo=str(staged.met_path),
         gpp_m=str(sample_model("gpp_m")), gpp_l=str(sample_model("gpp_l")), downscaler="fit",
-        allow_missing=SAMPLE_MISSING_INPUTS, members=2, steps=1, fit_preset="quick", fit_steps=150, fit_units=2,
+        allow_missing=SAMPLE_MISSING_INPUTS, members=2, steps=1, fit_preset="quick", fit_steps=600, fit_units=3,
         fit_dates=2,
-        unit_size=256, chunk=256, in_flight=4, out=str(out),
+        unit_size=128, chunk=128, in_flight=4, out=str(out),
         title="unique-xr sample cube: daily GPP at 30 m over the embedded sample region (the machinery, not a product)",
         comment="The sample region's Landsat reflectance is real (USGS); its MODIS NBAR, meteorology, DEM and land "
                 "cover are synthetic (unique_xr.testing.synthetic), so this GPP is not a validated product.",

@@ -18,7 +18,7 @@ from unique_xr.pipeline.spec import CubeJobSpec
 from unique_xr.pipeline.units import WorkUnit
 
 __all__ = ["AUX_PREFIXES", "DownscalingPlan", "check_chunk", "data_layer", "downscaled", "dominant_class", "gpp_stage",
-           "landsat_dates", "search_inputs"]
+           "history_dates", "landsat_dates", "search_inputs", "unit_prior"]
 
 MODIS = "mcd43a4"
 LANDSAT = "landsat-c2-l2"
@@ -27,16 +27,22 @@ AUX_PREFIXES = ("elevation", "frac_")
 
 
 # ----------------------------------------------------------------------------- search (once per job)
-def search_inputs(spec: CubeJobSpec, *, landsat: bool) -> dict[str, Any]:
-    """The items of every collection the job reads, over the region and period (static layers at any date)."""
+def search_inputs(spec: CubeJobSpec, *, landsat: bool, history: bool = False) -> dict[str, Any]:
+    """The items of every collection the job reads, over the region and period (static layers at any date).
+
+    ``history``: Landsat also from ``[downscaling] prior_days`` before the period (scheme S3's prior).
+    """
+    import datetime as dt
+
     from unique_xr.search.stac import search
 
     fine, _ = spec.grids
     bbox = fine.bounds_latlon
     period = f"{spec.start}/{spec.end}"
     wanted = {MODIS: period}
-    if landsat:
-        wanted[LANDSAT] = period
+    if landsat or history:
+        first = dt.date.fromisoformat(spec.start) - dt.timedelta(days=spec.prior_days if history else 0)
+        wanted[LANDSAT] = f"{first.isoformat()}/{spec.end}"
     for static in (spec.dem, spec.landcover):
         if static:
             wanted[static] = None
@@ -88,13 +94,16 @@ def unit_grids(spec: CubeJobSpec, window: tuple[int, int, int, int]):
 
 
 def data_layer(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int, int, int, int], *,
-               days: Sequence[Any], landsat_days: Sequence[str] = (), static: bool = True) -> dict[str, Any]:
+               days: Sequence[Any], landsat_days: Sequence[str] = (), static: bool = True,
+               landsat_may_be_cloudy: bool = False) -> dict[str, Any]:
     """Lazy cubes of one window of the region.
 
     ``modis`` (QA-masked NBAR + indices) on the coarse grid on ``days`` (a list of days) and
     ``meteo_coarse`` from the first to the last of them;
     ``static`` (elevation, slope, land-cover fractions) on the 30 m grid; with ``landsat_days``,
-    ``landsat`` (masked reflectance + indices on those days) and ``meteo_fine``.
+    ``landsat`` (masked reflectance + indices on those days) and ``meteo_fine``. Landsat with no
+    clear pixel at all is an error when computed, unless ``landsat_may_be_cloudy`` (scheme S3's
+    history: a cloudy window then simply gives no prior).
     """
     from unique_xr.features.indices import add_indices
     from unique_xr.features.meteo import daily_drivers, open_reanalysis
@@ -123,7 +132,8 @@ def data_layer(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int, i
         if chosen:
             ds = load(chosen, grid=fine, collection=LANDSAT, assets=LANDSAT_ASSETS, chunks=chunk, on_all_fill="nan",
                       **common)
-            cubes["landsat"] = add_indices(apply_qa_mask(ds, LANDSAT), INDICES)
+            cubes["landsat"] = add_indices(apply_qa_mask(ds, LANDSAT, check_all_masked=not landsat_may_be_cloudy),
+                                           INDICES)
             cubes["meteo_fine"] = daily_drivers(met, fine, time=slice(min(landsat_days), max(landsat_days)))
     if static:
         cubes["static"] = static_layers(spec, items, window)
@@ -227,15 +237,35 @@ class DownscalingPlan:
                 "\"fit\").")
 
 
+def history_dates(spec: CubeJobSpec, items: Mapping[str, Any], days: Sequence[Any]) -> list[str]:
+    """Scheme S3: the Landsat days whose GPP_L can be the prior of ``days`` (``prior_days`` before the first, up to the last)."""
+    import pandas as pd
+
+    first = pd.Timestamp(days[0]) - pd.Timedelta(days=spec.prior_days)
+    last = pd.Timestamp(days[-1])
+    return [d for d in landsat_dates(items.get(LANDSAT, [])) if first <= pd.Timestamp(d) < last]
+
+
+def unit_prior(spec: CubeJobSpec, gpp_l, days: Sequence[Any]):
+    """Scheme S3: the lazy prior of each of ``days`` from the unit's GPP_L history (None: no history)."""
+    from unique_xr.downscale.api import prior_from_history
+
+    if gpp_l is None:
+        return None
+    return prior_from_history(gpp_l.transpose("time", "y", "x"), days, max_age=spec.prior_days)
+
+
 def downscaled(spec: CubeJobSpec, unit: WorkUnit, gpp_m, static, plan: DownscalingPlan, *,
-               window: tuple[int, int, int, int], mask=None):
+               window: tuple[int, int, int, int], mask=None, prior=None):
     """Lazy daily 30 m GPP of one unit: ``gpp`` (member mean) and ``gpp_spread`` ``(time, y, x)``, float32.
 
     ``gpp_m`` and ``static`` cover ``window`` (the unit plus the halo); the result covers the unit.
-    ``mask`` (bool ``(y, x)`` over the unit) sets pixels outside the region polygon to NaN.
+    ``mask`` (bool ``(y, x)`` over the unit) sets pixels outside the region polygon to NaN. ``prior``
+    (scheme S3, :func:`unit_prior`) covers ``window`` too; None: no pixel has a prior.
     """
     import xarray as xr
 
+    from unique_xr.downscale.prior import day_numbers
     from unique_xr.downscale.blockwise import downscale_window
 
     plan.check_inputs(static)
@@ -243,12 +273,17 @@ def downscaled(spec: CubeJobSpec, unit: WorkUnit, gpp_m, static, plan: Downscali
     coarse = gpp_m.transpose("time", "y", "x").data.astype(np.float32).rechunk({0: spec.time_chunk})
     aux = [static[n].transpose("y", "x").data for n in plan.aux]
     box = (unit.rows[0], unit.rows[1], unit.cols[0], unit.cols[1])
+    s3 = {}
+    if plan.model.norm.prior:
+        s3["doys"] = [float(d) for d in day_numbers(gpp_m["time"].values)[1]]
+        if prior is not None:
+            s3["prior"] = [prior[v].transpose("time", "y", "x").data.astype(np.float32) for v in ("fine", "age")]
     data = downscale_window(
         coarse, aux, plan.handle, plan=plan.plan, factor=spec.coarse_factor, coarse_shape=plan.coarse_shape,
         window=window, box=box, chunk=(spec.chunk, spec.chunk), n_stats=1 if members == 1 else 4,
         resources=plan.resources, members=members, steps=plan.steps, sampler=None, seed=spec.seed, conserve=False,
         device=plan.device, precision="auto", batch_size=64 if plan.device.startswith("cuda") else 8, threads=1,
-        ranges=plan.model.card.get("training_ranges"), allow_out_of_range=False)
+        ranges=plan.model.card.get("training_ranges"), allow_out_of_range=False, **s3)
     fine, _ = spec.grids
     grid = fine.window(unit.rows, unit.cols)
     dims = ("time", "y", "x")
@@ -309,29 +344,34 @@ def fit_pairs(spec: CubeJobSpec, items: Mapping[str, Any], units: Sequence[WorkU
             continue
         gpp = gpp_stage(spec, cubes, models)
         static = cubes["static"]
-        aux = [n for n in map(str, static.data_vars) if n.startswith(AUX_PREFIXES)] if spec.scheme == "s2" else []
+        aux = [n for n in map(str, static.data_vars) if n.startswith(AUX_PREFIXES)] if spec.scheme != "s1" else []
         out.append({"unit": unit.id, "gpp_m": gpp["gpp_m"], "gpp_l": gpp["gpp_l"], "aux": static[aux]})
     return out
 
 
 def pairs_for_training(computed: Sequence[Mapping[str, Any]], dates: Sequence[str], *, min_valid: float = 0.3):
-    """``(coarse, fine, aux, used)`` lists for :func:`unique_xr.downscale.fit` from computed pairs.
+    """``(coarse, fine, aux, used, history)`` for :func:`unique_xr.downscale.fit` from computed pairs.
 
     A (unit, date) pair is kept when GPP_L is valid on at least ``min_valid`` of its pixels and GPP_M
     somewhere; ``aux`` holds one ``(pair, y, x)`` layer per auxiliary (each pair's own unit).
+    ``history`` holds the other (unit, date) GPP_L images with a clear pixel, as ``(date, unit, GPP_L)``:
+    scheme S3 can use them as a pair's prior.
     """
     import pandas as pd
     import xarray as xr
 
-    coarse, fine, aux, used = [], [], [], []
+    coarse, fine, aux, used, history = [], [], [], [], []
     for p in computed:
         gl, gm = p["gpp_l"], p["gpp_m"]
         for day in dates:
             when = pd.Timestamp(day)
-            if when not in gl["time"].values or when not in gm["time"].values:
+            if when not in gl["time"].values:
                 continue
-            f, c = gl.sel(time=when, drop=True), gm.sel(time=when, drop=True)
-            if float(np.isfinite(f.values).mean()) < min_valid or not np.isfinite(c.values).any():
+            f = gl.sel(time=when, drop=True)
+            c = gm.sel(time=when, drop=True) if when in gm["time"].values else None
+            if c is None or float(np.isfinite(f.values).mean()) < min_valid or not np.isfinite(c.values).any():
+                if np.isfinite(f.values).any():
+                    history.append((day, p["unit"], f.drop_vars([v for v in f.coords if v not in ("y", "x")])))
                 continue
             fine.append(f.drop_vars([v for v in f.coords if v not in ("y", "x")]).rename("gpp"))
             coarse.append(c.drop_vars([v for v in c.coords if v not in ("y", "x")]).rename("gpp"))
@@ -348,4 +388,4 @@ def pairs_for_training(computed: Sequence[Mapping[str, Any]], dates: Sequence[st
     stacked = [a for a in stacked if not a.name.startswith("frac_") or float(np.nanmax(a.values, initial=0)) > 0]
     for f in fine:
         f.attrs["units"] = "g m-2 d-1"
-    return coarse, fine, stacked, used
+    return coarse, fine, stacked, used, history
