@@ -1280,8 +1280,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "sets": {},
     }
     if args.merge and out_json.exists():
-        old = json.loads(out_json.read_text())["sets"]
-        record["sets"] = {k: v for k, v in old.items() if k not in args.sets}
+        old = json.loads(out_json.read_text())
+        record["sets"] = {k: v for k, v in old["sets"].items() if k not in args.sets}
+        record["merged_from"] = {k: old.get(k) for k in ("argv", "diffusion", "wall_s", "merged_from")}
     run = None
     if not args.no_diffusion:
         from unique_xr.downscale import DownscaleConfig

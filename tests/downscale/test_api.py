@@ -58,8 +58,8 @@ def test_tiled_equals_untiled_within_blending_tolerance(model, square, tile, ove
     within its receptive field of their edges, where the sin^2 window gives them little weight. Measured on this
     model: max difference 0.11 % (64/32) and 0.47 % (32/16) of the field's standard deviation."""
     coarse, lc = square
-    untiled = downscale(coarse, model, aux=[lc], tile=128, overlap=0)["ndvi"].values
-    tiled = downscale(coarse, model, aux=[lc], tile=tile, overlap=overlap)["ndvi"].values
+    untiled = downscale(coarse, model, aux=[lc], tile=128, overlap=0, members=1)["ndvi"].values
+    tiled = downscale(coarse, model, aux=[lc], tile=tile, overlap=overlap, members=1)["ndvi"].values
     scale = untiled.std()
     diff = np.abs(tiled - untiled)
     assert np.isfinite(tiled).all()
@@ -69,8 +69,8 @@ def test_tiled_equals_untiled_within_blending_tolerance(model, square, tile, ove
 
 def test_more_overlap_means_smaller_seams(model, square):
     coarse, lc = square
-    untiled = downscale(coarse, model, aux=[lc], tile=128, overlap=0)["ndvi"].values
-    errs = [np.abs(downscale(coarse, model, aux=[lc], tile=32, overlap=o)["ndvi"].values - untiled).mean()
+    untiled = downscale(coarse, model, aux=[lc], tile=128, overlap=0, members=1)["ndvi"].values
+    errs = [np.abs(downscale(coarse, model, aux=[lc], tile=32, overlap=o, members=1)["ndvi"].values - untiled).mean()
             for o in (0, 8, 16)]
     assert errs[0] > errs[1] > errs[2]
 
@@ -107,7 +107,7 @@ def test_coords_and_grid_mapping_follow_the_auxiliaries(model, pairs):
     y = 1000.0 - 30.0 * (np.arange(96) + 0.5)
     x = 500.0 + 30.0 * (np.arange(128) + 0.5)
     lc_geo = lc.assign_coords(y=y, x=x, spatial_ref=0)
-    out = downscale(coarse[0], model, aux=[lc_geo])
+    out = downscale(coarse[0], model, aux=[lc_geo], members=1)
     np.testing.assert_array_equal(out["x"].values, x)
     assert out["ndvi"].attrs["grid_mapping"] == "spatial_ref"
     # without auxiliaries the fine coordinates come from the coarse ones and the factor
@@ -136,12 +136,12 @@ def test_bad_requests_are_explained(model, pairs):
 def test_model_is_loaded_once_per_worker(model, pairs):
     distributed = pytest.importorskip("distributed")
     coarse, _, lc = pairs
-    lazy = downscale(coarse[0].chunk(), model, aux=[lc.chunk({"y": 32, "x": 32})])
+    lazy = downscale(coarse[0].chunk(), model, aux=[lc.chunk({"y": 32, "x": 32})], members=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             distributed.Client(cl) as client:
         got = lazy.compute()
         loads = client.run(load_counts)  # a library function: workers import it, they need not import tests
-    np.testing.assert_allclose(got["ndvi"].values, downscale(coarse[0], model, aux=[lc])["ndvi"].values, atol=1e-6)
+    np.testing.assert_allclose(got["ndvi"].values, downscale(coarse[0], model, aux=[lc], members=1)["ndvi"].values, atol=1e-6)
     counts = [n for per_worker in loads.values() for n in per_worker.values()]
     assert counts and all(n == 1 for n in counts)  # 6 blocks over 2 workers, each worker loaded the model once
 
