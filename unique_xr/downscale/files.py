@@ -369,9 +369,8 @@ def _prior_dataset(prior_da, grid, date, prior_date, prior_coarse, band):
     from unique_xr.downscale.api import coarse_on_fine
     from unique_xr.downscale.prior import day_numbers
     from unique_xr.downscale.conditioning import DownscaleInputError
-    from unique_xr.downscale.io import align_coarse, common_grid
+    from unique_xr.downscale.io import align_coarse
 
-    common_grid([prior_da], "--prior-fine")
     days, _ = day_numbers([date, prior_date])
     age = float(days[0] - days[1])
     if age <= 0:

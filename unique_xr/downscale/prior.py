@@ -208,7 +208,6 @@ def window_fields(prior, doy, shape, rows, cols, origin, coarse_shape, factor):
     take = np.ix_(rows - origin[0], cols - origin[1])
     fine_w = np.asarray(fine, dtype=np.float64)[take]
     observed = np.zeros(shape)
-    implied = None
     if coarse is not None:
         coarse_w = np.asarray(coarse, dtype=np.float64)[take]
         observed = np.isfinite(coarse_w).astype(np.float64)
