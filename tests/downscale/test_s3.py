@@ -130,6 +130,39 @@ def test_s3_prior_changes_the_prediction_where_there_is_one(s3):
     assert np.abs(with_prior[:, : 48 - reach] - without[:, : 48 - reach]).max() > 1e-3
 
 
+def _detail(a):
+    """Sub-coarse detail: each pixel minus its coarse cell's mean."""
+    h, w = a.shape
+    return a - np.repeat(np.repeat(a.reshape(h // K, K, w // K, K).mean((1, 3)), K, 0), K, 1)
+
+
+def test_fit_prior_gain_recovers_weight_and_decay():
+    from unique_xr.downscale.prior import fit_prior_gain
+
+    rng = np.random.default_rng(0)
+    detail, age = rng.normal(size=5000), rng.uniform(1, 100, 5000)
+    change = 0.8 * np.exp(-age / 32.0) * detail + 0.01 * rng.normal(size=5000)
+    detail[:10] = np.nan  # no prior there
+    assert fit_prior_gain(change, detail, age) == pytest.approx((0.8, 32.0), abs=0.01)
+    assert fit_prior_gain(-detail, detail, age)[0] == 0.0  # never a negative weight
+    assert fit_prior_gain(change, np.full(5000, np.nan), age) == (0.0, float("inf"))
+
+
+def test_fusion_base_carries_the_priors_field_scale_detail(s3):
+    """With a persistent field pattern, S3's 30 m detail follows the prior's; without the base a short fit misses it."""
+    model, _, coarse, fine = s3
+    assert model.norm.prior_weight > 0.5 and model.card["normalisation"]["prior_weight"] == model.norm.prior_weight
+    truth = _detail(fine[3].values)
+    cfg = DownscaleConfig.preset("quick", train_steps=60)
+    plain = fit(coarse[:3], fine[:3], scheme="s3", dates=DATES[:3], factor=K, config=cfg, fusion_base=False)
+    assert plain.norm.prior_weight == 0.0 and "prior_weight" not in plain.describe()["normalisation"]
+    r = {}
+    for name, m in (("base", model), ("plain", plain)):
+        out = downscale(coarse[3], m, factor=K, date=DATES[3], prior=_prior_for(fine), members=2, seed=1)
+        r[name] = np.corrcoef(_detail(out["gpp"].values).ravel(), truth.ravel())[0, 1]
+    assert r["base"] > 0.8 and r["plain"] < 0.5, r
+
+
 @pytest.mark.parametrize("observed", [False, True])
 def test_s3_chunked_equals_unchunked(s3, observed):
     model, _, coarse, fine = s3

@@ -27,7 +27,7 @@ from unique_xr.downscale.conditioning import (
     upsample_bilinear,
 )
 from unique_xr.downscale.config import DEFAULT_MEMBERS, DownscaleConfig
-from unique_xr.downscale.prior import day_numbers, prior_patches, training_priors, window_fields
+from unique_xr.downscale.prior import day_numbers, prior_gain_from_stack, prior_patches, training_priors, window_fields
 from unique_xr.downscale.ranges import check_factor, check_trained_range, physical_range, training_ranges
 from unique_xr.downscale.blockwise import downscale_window, halo
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
@@ -157,6 +157,7 @@ def fit(
     prior_dropout: float = 0.2,
     groups: Sequence[Any] | None = None,
     history: Sequence[tuple[Any, Any, xr.DataArray]] | None = None,
+    fusion_base: bool = True,
 ):
     """Train a conditional diffusion downscaler on paired images of one variable.
 
@@ -204,6 +205,11 @@ def fit(
         Scheme S3: more fine images that may be a pair's prior without being a pair themselves
         (their coarse image is missing, say): ``(date, group, fine)`` tuples on the fine grid.
         Their prior coarse field is always their own cell mean.
+    fusion_base
+        Scheme S3: the network learns the correction to a fusion base, today's upsampled coarse
+        field plus the prior's sub-coarse detail weighted by ``w * exp(-age / L)`` (``w`` and
+        ``L`` fitted by least squares on the pairs and stored in the card's normalisation), rather
+        than to the coarse field alone. False: the residual over the coarse field, as S1/S2.
     card
         Extra entries for the model card (e.g. the input files). The card also records the nesting
         ``factor`` and ``training_ranges``, the finite value range of the coarse, fine and auxiliary
@@ -218,7 +224,7 @@ def fit(
     config = config or DownscaleConfig.preset("cpu")
     norm, patches, record = training_set(coarse, fine, aux=aux, scheme=scheme, factor=factor, config=config,
                                          aux_kinds=aux_kinds, dates=dates, prior_dropout=prior_dropout, groups=groups,
-                                         history=history)
+                                         history=history, fusion_base=fusion_base)
     model = Downscaler.new(config, norm, scheme)
     model.card.update({**record, **(card or {})})
     return train(model, patches, out=out, device=device, precision=precision, resume=resume, progress=progress,
@@ -227,7 +233,7 @@ def fit(
 
 def training_set(coarse, fine, *, aux=None, scheme: str, factor: int | None, config: DownscaleConfig,
                  aux_kinds=None, dates=None, prior_dropout: float = 0.2, norm: Normalisation | None = None,
-                 groups=None, history=None):
+                 groups=None, history=None, fusion_base: bool = True):
     """``(norm, patches, card entries)`` of :func:`fit`'s training data; ``norm`` given: that of a fitted model.
 
     The patches are ``(N, 1 + C, P, P)``: the standardised residual target, then the network's
@@ -258,6 +264,7 @@ def training_set(coarse, fine, *, aux=None, scheme: str, factor: int | None, con
         if arr.shape[-2:] != shape:
             raise DownscaleInputError(f"Auxiliary {a.name!r} is {arr.shape}, the fine grid {shape}: put it on the fine grid.")
     names = [str(a.name) if a.name is not None else f"aux{i}" for i, a in enumerate(aux)]
+    fitted = norm is not None
     if norm is None:
         norm = Normalisation.fit(coarse_up, fine_np, aux_np, aux_names=names,
                                  aux_kinds=list(aux_kinds) if aux_kinds else None, prior=scheme == "s3")
@@ -279,6 +286,9 @@ def training_set(coarse, fine, *, aux=None, scheme: str, factor: int | None, con
             raise DownscaleInputError("Every history image must be on the pairs' fine grid.")
         stack = np.concatenate([stack, training_priors(fine_np, coarse_up, days, doys, k, groups,
                                                   (extra_fine, extra_days, extra_groups))], axis=1)
+        if fusion_base and not fitted:
+            weight, decay = prior_gain_from_stack(stack, norm.residual_std)
+            norm = dataclasses.replace(norm, prior_weight=weight, prior_decay=decay)
         record = {"dates": [str(np.datetime64(d, "D")) for d in dates], "prior_dropout": prior_dropout}
     patches = training_patches(stack, config.patch, min_valid=config.min_valid)
     if scheme == "s3":
@@ -385,8 +395,9 @@ def predict_block(
     with torch_threads(threads):
         residual = predict_region(sample, cond, (wy0, wx0), box, plan, members=members, seed=seed,
                                   batch_size=batch_size)
-    up_box = up[y0 - wy0: y1 - wy0, x0 - wx0: x1 - wx0]
-    fields = model.norm.to_field(residual, up_box)
+    inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+    up_box = up[inner]
+    fields = model.norm.to_field(residual, model.norm.base(up, fields_of_prior)[inner])
     if conserve:
         block = block_replicate(coarse, factor, rows=np.arange(y0, y1), cols=np.arange(x0, x1), origin=coarse_origin)
         fields = conserve_mass(fields, block, factor)

@@ -110,14 +110,21 @@ class PriorFields:
     observed: np.ndarray | float
     doy: np.ndarray | float
 
+    def detail(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(detail, has)``: the prior's sub-coarse detail ``fine - coarse`` (0 without a prior) and where it exists."""
+        fine, coarse, age = (np.asarray(a, dtype=np.float64) for a in (self.fine, self.coarse, self.age))
+        has = np.isfinite(fine) & np.isfinite(coarse) & np.isfinite(age) & (age >= 0)
+        with np.errstate(invalid="ignore"):
+            return np.where(has, fine - coarse, 0.0), has
+
     def channels(self, norm: Normalisation, coarse_up: np.ndarray) -> np.ndarray:
         """The :data:`PRIOR_CHANNELS` ``(7, ...)`` float32 for ``coarse_up`` of the target day."""
-        fine, coarse, age = (np.asarray(a, dtype=np.float64) for a in (self.fine, self.coarse, self.age))
-        shape = np.broadcast_shapes(np.shape(coarse_up), fine.shape, coarse.shape, age.shape)
-        has = np.isfinite(fine) & np.isfinite(coarse) & np.isfinite(age) & (age >= 0)
+        coarse, age = (np.asarray(a, dtype=np.float64) for a in (self.coarse, self.age))
+        detail, has = self.detail()
+        shape = np.broadcast_shapes(np.shape(coarse_up), has.shape)
         today = np.isfinite(coarse_up)
         with np.errstate(invalid="ignore", over="ignore"):
-            resid = np.where(has, (fine - coarse) / norm.residual_std, 0.0)
+            resid = detail / norm.residual_std
             change = np.where(has & today, (np.asarray(coarse_up, np.float64) - coarse) / norm.field_std, 0.0)
             recency = np.where(has, np.exp(-np.clip(age, 0, None) / AGE_SCALE), 0.0)
         observed = np.where(has, np.asarray(self.observed, np.float64), 0.0)
@@ -136,6 +143,13 @@ class Normalisation:
     aux: tuple[AuxSpec, ...] = field(default_factory=tuple)
     #: Scheme S3: the conditioning ends with the :data:`PRIOR_CHANNELS`.
     prior: bool = False
+    #: Scheme S3, the fusion base: the network's residual is added to the upsampled coarse field plus
+    #: ``prior_weight * exp(-age / prior_decay)`` times the prior's sub-coarse detail (:meth:`base`);
+    #: fitted by least squares on the training pairs (:func:`unique_xr.downscale.prior.fit_prior_gain`).
+    #: 0 (S3 models without a fusion base): the residual is added to the coarse field alone.
+    prior_weight: float = 0.0
+    #: Days over which the fusion base's weight falls to 1/e (``inf``: no decay).
+    prior_decay: float = float("inf")
 
     @property
     def cond_channels(self) -> int:
@@ -180,17 +194,44 @@ class Normalisation:
         """Physical field from a standardised residual (NaN where the coarse field is missing)."""
         return (coarse_up + self.residual_std * residual).astype(np.float32)
 
+    def prior_gain(self, age: np.ndarray) -> np.ndarray:
+        """The fusion base's weight of a prior ``age`` days old (0 where there is none)."""
+        age = np.asarray(age, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            gain = self.prior_weight * np.exp(-np.clip(age, 0, None) / self.prior_decay)
+        return np.where(np.isfinite(gain), gain, 0.0)
+
+    def base(self, coarse_up: np.ndarray, prior: PriorFields | None) -> np.ndarray:
+        """The field the network's residual is added to (what :meth:`to_field` takes as ``coarse_up``).
+
+        S1/S2 (and S3 without a fusion base): the upsampled coarse field. S3: plus the weighted
+        sub-coarse detail of the prior (naive fusion, damped with the prior's age), so the
+        network learns only the correction to "prior detail + today's coarse field"; pixels
+        without a prior get the coarse field alone. NaN where the coarse field is missing.
+        """
+        up = np.asarray(coarse_up, dtype=np.float32)
+        if not self.prior or prior is None or self.prior_weight == 0:
+            return up
+        detail, _ = prior.detail()
+        return (up + self.prior_gain(prior.age) * detail).astype(np.float32)
+
     def to_dict(self) -> dict[str, Any]:
         out = {"field_mean": self.field_mean, "field_std": self.field_std, "residual_std": self.residual_std,
                "aux": [a.to_dict() for a in self.aux]}
         if self.prior:  # only then: S1/S2 cards (and their tokens) stay as they were
             out["prior"] = True
+            if self.prior_weight:
+                out["prior_weight"] = self.prior_weight
+                out["prior_decay"] = None if np.isinf(self.prior_decay) else self.prior_decay
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Normalisation:
+        decay = d.get("prior_decay")
         return cls(field_mean=d["field_mean"], field_std=d["field_std"], residual_std=d["residual_std"],
-                   aux=tuple(AuxSpec.from_dict(a) for a in d["aux"]), prior=bool(d.get("prior", False)))
+                   aux=tuple(AuxSpec.from_dict(a) for a in d["aux"]), prior=bool(d.get("prior", False)),
+                   prior_weight=float(d.get("prior_weight", 0.0)),
+                   prior_decay=float("inf") if decay is None else float(decay))
 
     @classmethod
     def fit(cls, coarse_up: list[np.ndarray], fine: list[np.ndarray], aux: list[np.ndarray] = (),

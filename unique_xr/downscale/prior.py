@@ -14,6 +14,7 @@ fine value before the target day, the coarse field of that day at the pixel and 
 
 * :func:`training_priors` / :func:`prior_patches`: the priors of training pairs (from their earlier
   pairs and history images of the same place) and, per patch, the variant the network is shown.
+* :func:`fit_prior_gain`: the weight of the prior's detail in the fusion base the network corrects.
 * :func:`window_fields`: the prior of a prediction window (the kernel of a lazy prediction).
 
 The xarray side (a lazy prior for every day of a cube) is
@@ -30,8 +31,8 @@ import numpy as np
 
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation, PriorFields, upsample_bilinear
 
-__all__ = ["MIN_CELL_VALID", "cell_mean_on_fine", "composite", "day_numbers", "no_prior", "prior_fields",
-           "prior_patches", "training_priors", "window_fields"]
+__all__ = ["GAIN_DECAYS", "MIN_CELL_VALID", "cell_mean_on_fine", "composite", "day_numbers", "fit_prior_gain",
+           "no_prior", "prior_fields", "prior_gain_from_stack", "prior_patches", "training_priors", "window_fields"]
 
 #: A coarse cell's mean of a fine prior is used when at least this share of its pixels is clear.
 MIN_CELL_VALID = 0.25
@@ -180,11 +181,56 @@ def training_priors(fine_np, coarse_up, days, doys, k: int, groups=None, extra=(
     return np.stack(out).astype(np.float32)
 
 
+#: Decay lengths (days) tried by :func:`fit_prior_gain`; ``inf``: the weight does not fall with age.
+GAIN_DECAYS = (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, float("inf"))
+
+
+def fit_prior_gain(change: np.ndarray, detail: np.ndarray, age: np.ndarray) -> tuple[float, float]:
+    """``(weight, decay)`` of the S3 fusion base, by least squares over pixels with a prior.
+
+    Fits ``change ~ weight * exp(-age / decay) * detail`` where ``change`` is the fine value minus
+    the upsampled coarse field of the target day and ``detail`` the prior's fine value minus its
+    coarse field (``detail`` NaN or ``age`` NaN: no prior). ``weight`` is clipped to [0, 1] and
+    ``decay`` taken from :data:`GAIN_DECAYS`. Without any pixel with a prior: ``(0.0, inf)``.
+
+    Examples
+    --------
+    >>> d = np.array([1.0, -2.0, 3.0]); age = np.array([10.0, 10.0, 10.0])
+    >>> fit_prior_gain(0.5 * d, d, age)
+    (0.5, inf)
+    """
+    y, x, a = (np.ravel(np.asarray(v, dtype=np.float64)) for v in (change, detail, age))
+    ok = np.isfinite(y) & np.isfinite(x) & np.isfinite(a) & (x != 0)
+    y, x, a = y[ok], x[ok], a[ok]
+    best = (0.0, float("inf"), float(np.sum(y * y)))
+    for decay in GAIN_DECAYS:
+        g = x * np.exp(-np.clip(a, 0, None) / decay)
+        gg = float(np.sum(g * g))
+        if gg == 0:
+            continue
+        weight = float(np.clip(np.sum(y * g) / gg, 0.0, 1.0))
+        sse = float(np.sum((y - weight * g) ** 2))
+        if sse < best[2] - 1e-12 * max(best[2], 1.0):
+            best = (weight, decay, sse)
+    return round(best[0], 6), best[1]
+
+
+def prior_gain_from_stack(stack: np.ndarray, residual_std: float) -> tuple[float, float]:
+    """:func:`fit_prior_gain` on :func:`training_priors`' whole-image stack (target first, raw prior last)."""
+    n_raw = len(_RAW_PRIOR)
+    raw = stack[:, -n_raw:].astype(np.float64)
+    _, fine, obs, mean, age, _ = (raw[:, i] for i in range(n_raw))
+    coarse = np.where(np.isfinite(obs), obs, mean)
+    return fit_prior_gain(stack[:, 0].astype(np.float64) * residual_std, fine - coarse, age)
+
+
 def prior_patches(patches: np.ndarray, norm: Normalisation, *, dropout: float, seed: int, nested: bool) -> np.ndarray:
     """Patches with raw prior channels -> the network's S3 channels, a prior variant drawn per patch.
 
     A share ``dropout`` of the patches loses its prior; of the rest, half see the observed coarse
     field of the prior's day and half the fine prior's own cell mean (when the grid is nested).
+    The target (first channel, ``fine - coarse`` standardised) becomes the residual over the
+    fusion base of the variant drawn (:meth:`Normalisation.base`).
     """
     n_raw = len(_RAW_PRIOR)
     head, raw = patches[:, :-n_raw], patches[:, -n_raw:].astype(np.float64)
@@ -195,6 +241,8 @@ def prior_patches(patches: np.ndarray, norm: Normalisation, *, dropout: float, s
     fine = np.where(u < dropout, np.nan, fine)
     prior = PriorFields(fine=fine, coarse=coarse, age=age, observed=np.where(use_mean, 0.0, 1.0), doy=doy)
     channels = prior.channels(norm, up).transpose(1, 0, 2, 3)
+    head = head.copy()
+    head[:, 0] -= (norm.base(up, prior) - up.astype(np.float32)) / np.float32(norm.residual_std)
     return np.concatenate([head, channels], axis=1).astype(np.float32)
 
 
