@@ -96,6 +96,8 @@ def test_s3_fit_records_dates_and_refuses_missing_ones():
         fit(coarse, fine, scheme="s1", factor=K, config=cfg, dates=DATES[:2])
     model = fit(coarse, fine, scheme="s3", factor=K, config=cfg, dates=DATES[:2])
     assert model.card["dates"] == DATES[:2] and model.norm.prior
+    with pytest.warns(UserWarning, match="No training pair .* has a prior"):  # one date: nothing to learn a prior from
+        fit(coarse[:1], fine[:1], scheme="s3", factor=K, config=cfg, dates=DATES[:1])
     assert model.norm.cond_channels == 2 + len(PRIOR_CHANNELS)
 
 
@@ -228,6 +230,7 @@ def test_distilled_sampler_is_stored_reproducible_and_chosen_by_steps(s3, tmp_pa
         distill(loaded, coarse[:3], fine[:3], dates=DATES[:3], factor=K, steps=3, start=8)
 
 
+@pytest.mark.filterwarnings("ignore:No training pair of this scheme-s3 fit has a prior")  # the point here
 def test_history_images_are_priors_of_their_own_group_only():
     from unique_xr.downscale.api import training_set
 

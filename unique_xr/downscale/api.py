@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from unique_xr.downscale.conditioning import (
     upsample_bilinear,
 )
 from unique_xr.downscale.config import DEFAULT_MEMBERS, DownscaleConfig
-from unique_xr.downscale.prior import day_numbers, prior_gain_from_stack, prior_patches, training_priors, window_fields
+from unique_xr.downscale.prior import (day_numbers, prior_gain_from_stack, prior_patches, stack_has_prior, training_priors,
+                                      window_fields)
 from unique_xr.downscale.ranges import check_factor, check_trained_range, physical_range, training_ranges
 from unique_xr.downscale.blockwise import downscale_window, halo
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
@@ -286,6 +288,11 @@ def training_set(coarse, fine, *, aux=None, scheme: str, factor: int | None, con
             raise DownscaleInputError("Every history image must be on the pairs' fine grid.")
         stack = np.concatenate([stack, training_priors(fine_np, coarse_up, days, doys, k, groups,
                                                   (extra_fine, extra_days, extra_groups))], axis=1)
+        if not stack_has_prior(stack):
+            warnings.warn("No training pair of this scheme-s3 fit has a prior (every pair is the first clear date of "
+                          "its place), so the model cannot learn to use one and its predictions with a prior are "
+                          "untrained. Give pairs of two or more dates per place, or use scheme 's2'.", UserWarning,
+                          stacklevel=3)
         if fusion_base and not fitted:
             weight, decay = prior_gain_from_stack(stack, norm.residual_std)
             norm = dataclasses.replace(norm, prior_weight=weight, prior_decay=decay)

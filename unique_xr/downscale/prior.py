@@ -32,7 +32,7 @@ import numpy as np
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation, PriorFields, upsample_bilinear
 
 __all__ = ["GAIN_DECAYS", "MIN_CELL_VALID", "cell_mean_on_fine", "composite", "day_numbers", "fit_prior_gain",
-           "no_prior", "prior_fields", "prior_gain_from_stack", "prior_patches", "training_priors", "window_fields"]
+           "no_prior", "prior_fields", "prior_gain_from_stack", "prior_patches", "stack_has_prior", "training_priors", "window_fields"]
 
 #: A coarse cell's mean of a fine prior is used when at least this share of its pixels is clear.
 MIN_CELL_VALID = 0.25
@@ -222,6 +222,11 @@ def prior_gain_from_stack(stack: np.ndarray, residual_std: float) -> tuple[float
     _, fine, obs, mean, age, _ = (raw[:, i] for i in range(n_raw))
     coarse = np.where(np.isfinite(obs), obs, mean)
     return fit_prior_gain(stack[:, 0].astype(np.float64) * residual_std, fine - coarse, age)
+
+
+def stack_has_prior(stack: np.ndarray) -> bool:
+    """Whether any pixel of :func:`training_priors`' stack (raw prior channels last) has a prior."""
+    return bool(np.isfinite(stack[:, len(stack[0]) - len(_RAW_PRIOR) + _RAW_PRIOR.index("prior_fine")]).any())
 
 
 def prior_patches(patches: np.ndarray, norm: Normalisation, *, dropout: float, seed: int, nested: bool) -> np.ndarray:
