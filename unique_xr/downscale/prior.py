@@ -203,7 +203,7 @@ def fit_prior_gain(change: np.ndarray, detail: np.ndarray, age: np.ndarray) -> t
     ok = np.isfinite(y) & np.isfinite(x) & np.isfinite(a) & (x != 0)
     y, x, a = y[ok], x[ok], a[ok]
     best = (0.0, float("inf"), float(np.sum(y * y)))
-    for decay in GAIN_DECAYS:
+    for decay in reversed(GAIN_DECAYS):  # no decay first: a decay is chosen only where it fits better
         g = x * np.exp(-np.clip(a, 0, None) / decay)
         gg = float(np.sum(g * g))
         if gg == 0:
