@@ -32,7 +32,8 @@ import numpy as np
 from unique_xr.downscale.conditioning import DownscaleInputError, Normalisation, PriorFields, upsample_bilinear
 
 __all__ = ["GAIN_DECAYS", "MIN_CELL_VALID", "cell_mean_on_fine", "composite", "day_numbers", "fit_prior_gain",
-           "no_prior", "prior_fields", "prior_gain_from_stack", "prior_patches", "stack_has_prior", "training_priors", "window_fields"]
+           "no_prior", "prior_fields", "prior_gain_from_stack", "prior_patches", "stack_has_prior", "training_priors",
+           "window_fields"]
 
 #: A coarse cell's mean of a fine prior is used when at least this share of its pixels is clear.
 MIN_CELL_VALID = 0.25
@@ -217,16 +218,20 @@ def fit_prior_gain(change: np.ndarray, detail: np.ndarray, age: np.ndarray) -> t
 
 def prior_gain_from_stack(stack: np.ndarray, residual_std: float) -> tuple[float, float]:
     """:func:`fit_prior_gain` on :func:`training_priors`' whole-image stack (target first, raw prior last)."""
-    n_raw = len(_RAW_PRIOR)
-    raw = stack[:, -n_raw:].astype(np.float64)
-    _, fine, obs, mean, age, _ = (raw[:, i] for i in range(n_raw))
+    _, fine, obs, mean, age, _ = _raw_channels(stack)
     coarse = np.where(np.isfinite(obs), obs, mean)
     return fit_prior_gain(stack[:, 0].astype(np.float64) * residual_std, fine - coarse, age)
 
 
 def stack_has_prior(stack: np.ndarray) -> bool:
     """Whether any pixel of :func:`training_priors`' stack (raw prior channels last) has a prior."""
-    return bool(np.isfinite(stack[:, len(stack[0]) - len(_RAW_PRIOR) + _RAW_PRIOR.index("prior_fine")]).any())
+    return bool(np.isfinite(_raw_channels(stack)[_RAW_PRIOR.index("prior_fine")]).any())
+
+
+def _raw_channels(stack: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The :data:`_RAW_PRIOR` channels (last in a stack of pairs or patches), float64, in that order."""
+    n_raw = len(_RAW_PRIOR)
+    return tuple(stack[:, i - n_raw].astype(np.float64) for i in range(n_raw))
 
 
 def prior_patches(patches: np.ndarray, norm: Normalisation, *, dropout: float, seed: int, nested: bool) -> np.ndarray:
@@ -237,9 +242,8 @@ def prior_patches(patches: np.ndarray, norm: Normalisation, *, dropout: float, s
     The target (first channel, ``fine - coarse`` standardised) becomes the residual over the
     fusion base of the variant drawn (:meth:`Normalisation.base`).
     """
-    n_raw = len(_RAW_PRIOR)
-    head, raw = patches[:, :-n_raw], patches[:, -n_raw:].astype(np.float64)
-    up, fine, obs, mean, age, doy = (raw[:, i] for i in range(n_raw))
+    head = patches[:, :-len(_RAW_PRIOR)]
+    up, fine, obs, mean, age, doy = _raw_channels(patches)
     u = np.random.default_rng(seed).random(len(patches))[:, None, None]
     use_mean = (((u >= dropout + (1 - dropout) / 2) & nested) | ~np.isfinite(obs)) & np.isfinite(mean)
     coarse = np.where(use_mean, mean, obs)
