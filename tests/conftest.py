@@ -29,3 +29,16 @@ def backend(request) -> str:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20260508)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, str]:
+    """``(folder, printed output)`` of one ``unique-xr demo`` run on the embedded sample (read-only: copy to change)."""
+    from typer.testing import CliRunner
+
+    from unique_xr.cli import app
+
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, result.output

@@ -12,10 +12,8 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
-from typer.testing import CliRunner
 
 import unique_xr
-from unique_xr.cli import app
 from unique_xr.errors import MissingVariableError, SpecError
 from unique_xr.pipeline import (
     GPP_STAGES,
@@ -36,14 +34,6 @@ from unique_xr.schema import GPP_STANDARD_NAME
 from unique_xr.testing import raise_if_dask_computes
 
 SAMPLE = Path(__file__).resolve().parents[1] / "unique_xr" / "data" / "sample" / "landsat"
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-progress"])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return out, result.output
 
 
 def test_demo_reports_real_and_synthetic(demo_run):
