@@ -556,6 +556,26 @@ def test_predict_s3_with_and_without_prior_coarse(s3_model, ndvi, tmp_path):
 
 
 @needs_torch
+def test_s3_prior_must_lie_on_the_like_or_factor_grid(ndvi, tmp_path):
+    """Without auxiliaries the output grid comes from --like or --factor; a prior fine image on another grid
+    (here the same size, moved by one fine pixel) is refused, not read as if it lay on the output grid."""
+    model = tmp_path / "s3_plain"
+    _ok(_run("fit", "--coarse", ndvi["coarse104"], ndvi["coarse216"], "--fine", ndvi["fine104"], ndvi["fine216"],
+             "--dates", S3_DATES[104], S3_DATES[216], "--scheme", "s3", "--out", model, *QUICK))
+    with rasterio.open(ndvi["fine216"]) as src:
+        values = src.read(1)
+    moved = _write(tmp_path / "moved.tif", values, FINE_TRANSFORM * Affine.translation(1, 0), nodata=-9999, scale=1e-4)
+    base = ["predict", "--model", model, "--coarse", ndvi["coarse344"], "--date", S3_DATES[344],
+            "--prior-date", S3_DATES[216], "--steps", "1", "--members", "1"]
+    for grid in (["--like", ndvi["fine344"]], ["--factor", "8"]):
+        result = _run(*base, *grid, "--prior-fine", moved, "--out", tmp_path / "bad.tif")
+        assert result.exit_code == 1 and "--prior-fine is 64 x 96 px of 30 x 30, corner (31, 1)" in result.stderr, \
+            result.stderr
+        assert not (tmp_path / "bad.tif").exists()
+        _ok(_run(*base, *grid, "--prior-fine", ndvi["fine216"], "--out", tmp_path / "good.tif"))
+
+
+@needs_torch
 def test_s1_predict_refuses_s3_options(s1_model, ndvi, tmp_path):
     result = _run("predict", "--model", s1_model, "--coarse", ndvi["coarse344"], "--out", tmp_path / "p.tif",
                   "--date", "2015-12-10")

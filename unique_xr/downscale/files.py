@@ -369,18 +369,18 @@ def _prior_dataset(prior_da, grid, date, prior_date, prior_coarse, band):
     from unique_xr.downscale.api import coarse_on_fine
     from unique_xr.downscale.prior import day_numbers
     from unique_xr.downscale.conditioning import DownscaleInputError
-    from unique_xr.downscale.io import align_coarse
+    from unique_xr.downscale.io import align_coarse, describe_grid, grid_of, shares_grid
 
     days, _ = day_numbers([date, prior_date])
     age = float(days[0] - days[1])
     if age <= 0:
         raise DownscaleInputError(f"--prior-date {prior_date} is not before --date {date}: the prior is the latest "
                                   "clear fine image BEFORE the target day.")
+    if not shares_grid(grid, grid_of(prior_da)):
+        raise DownscaleInputError(f"--prior-fine is {describe_grid(grid_of(prior_da))}, the output grid "
+                                  f"{describe_grid(grid)}: give the prior on the output grid (the --aux grid, the "
+                                  "--like grid, or the coarse grid refined by --factor).")
     fine = np.asarray(prior_da.values, dtype=np.float32)
-    shape = tuple(grid.shape)
-    if fine.shape != shape:
-        raise DownscaleInputError(f"--prior-fine is {fine.shape} px, the output grid {shape}: give the prior on the "
-                                  "output grid (the --aux grid, or the grid predict writes).")
     data = {"fine": (("y", "x"), fine), "age": (("y", "x"), np.where(np.isfinite(fine), age, np.nan))}
     if prior_coarse is not None:
         aligned, k = align_coarse(read_band(prior_coarse, band), grid)

@@ -47,6 +47,8 @@ __all__ = [
     "grid_from_record",
     "write_prediction",
     "common_grid",
+    "shares_grid",
+    "describe_grid",
 ]
 
 #: Tolerance, as a fraction of a fine pixel, within which two grids' corners and sizes agree.
@@ -208,7 +210,8 @@ def _label(obj) -> str:
     return str(obj.attrs.get("source", obj.name)) if isinstance(obj, xr.DataArray) else "the fine grid"
 
 
-def _describe(grid) -> str:
+def describe_grid(grid) -> str:
+    """A grid in words for error messages: size, pixel size, corner and CRS."""
     a = grid.affine
     if not _georeferenced(grid):
         return f"{grid.shape[0]} x {grid.shape[1]} px, no georeferencing"
@@ -351,8 +354,8 @@ def align_coarse(coarse: xr.DataArray, fine) -> tuple[xr.DataArray, int]:
                            f"nested: each coarse pixel is {k} x {k} fine pixels")
     elif cgrid.crs is None:
         raise CRSError(
-            f"{_label(coarse)} ({_describe(cgrid)}) is neither on nor nested in the grid of {_label(fine)} "
-            f"({_describe(fgrid)}), and without a CRS it cannot be reprojected. Give both files a CRS "
+            f"{_label(coarse)} ({describe_grid(cgrid)}) is neither on nor nested in the grid of {_label(fine)} "
+            f"({describe_grid(fgrid)}), and without a CRS it cannot be reprojected. Give both files a CRS "
             "(gdal_edit.py -a_srs EPSG:...) or resample the coarse image onto the fine grid first."
         )
     else:
@@ -360,7 +363,7 @@ def align_coarse(coarse: xr.DataArray, fine) -> tuple[xr.DataArray, int]:
     if not np.isfinite(out.values).any():
         raise AllFillError(
             f"{_label(coarse)} has no valid pixel over the fine grid of {_label(fine)} ({out.attrs['alignment']}): "
-            f"the coarse grid is {_describe(cgrid)}, the fine grid {_describe(fgrid)}. Check that they cover "
+            f"the coarse grid is {describe_grid(cgrid)}, the fine grid {describe_grid(fgrid)}. Check that they cover "
             "the same area and that the coarse file's nodata value is right."
         )
     return out, k
@@ -538,11 +541,14 @@ def common_grid(arrays: Sequence[xr.DataArray], what: str):
     grids = [grid_of(da) for da in arrays]
     ref = next((i for i, g in enumerate(grids) if g.crs is not None), 0)
     for da, grid in zip(arrays, grids):
-        shared = same_grid(grids[ref], grid) or (
-            tuple(grid.shape) == tuple(grids[ref].shape) and (grid.crs is None or grids[ref].crs is None))
-        if not shared:
+        if not shares_grid(grids[ref], grid):
             raise DownscaleInputError(
-                f"The {what} files must share one grid: {_label(arrays[ref])} is {_describe(grids[ref])}, "
-                f"{_label(da)} is {_describe(grid)}. Resample them onto one grid first."
+                f"The {what} files must share one grid: {_label(arrays[ref])} is {describe_grid(grids[ref])}, "
+                f"{_label(da)} is {describe_grid(grid)}. Resample them onto one grid first."
             )
     return grids[ref]
+
+
+def shares_grid(a, b) -> bool:
+    """Whether grids ``a`` and ``b`` are one: :func:`same_grid`, or the same shape where one has no CRS."""
+    return same_grid(a, b) or (tuple(a.shape) == tuple(b.shape) and (a.crs is None or b.crs is None))
