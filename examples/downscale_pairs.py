@@ -1211,10 +1211,13 @@ def run_set(name: str, args: argparse.Namespace, record: dict, run: DiffusionRun
             label = LABELS[scheme] + (", conserved" if run.conserve else "")
             model_dir = models / f"{name}_{scheme}_{d}"
             print(f"  {label}: fitting ...", flush=True)
+            # with --reuse-models a finished model (and its saved prediction) may come from an earlier run
+            reused = run.reuse and (model_dir / "weights.pt").exists()
             model, fit_s = fit_fold(pairs, scheme, d, run, model_dir)
             pred, predict_s, used = predict_fold(pairs, model, scheme, d, prior, run, model_dir)
             predictions[label] = pred
-            timings[label] = {"fit_s": fit_s, "predict_s": predict_s, "sampler": used}
+            timings[label] = {"fit_s": fit_s, "predict_s": predict_s, "sampler": used, "model_reused": reused,
+                              "model_token": model.token}
             print(f"    fit {fit_s:.0f} s, predict {predict_s:.0f} s ({used})", flush=True)
             if scheme == "s3":
                 s3_dir = model_dir
@@ -1276,7 +1279,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "preset": preset, "overrides": overrides, "members": members, "steps": steps, "sampler": "ddim",
             "seed": args.seed, "device": args.device, "conserve": args.conserve, "schemes": list(args.schemes),
             "baseline_schemes_dates": args.baseline_schemes_dates, "distill_dates": list(args.distill_dates),
-            "distill_round_steps": args.distill_round_steps, "interval": "Student-t of the members, not calibrated"},
+            "distill_round_steps": args.distill_round_steps, "interval": "Student-t of the members, not calibrated",
+            "reuse_models": args.reuse_models,
+            "timings": "fit_s / predict_s are those of the run that made the model / prediction (its card, its "
+                       "saved prediction) where model_reused"},
         "sets": {},
     }
     if args.merge and out_json.exists():
