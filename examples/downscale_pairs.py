@@ -638,10 +638,10 @@ class DiffusionRun:
 
 
 def fit_fold(pairs: PairSet, scheme: str, held_out: str, run: DiffusionRun, model_dir: Path):
-    """``(model, fit seconds)`` of ``scheme`` fitted on the dates other than ``held_out``.
+    """``(model, fit seconds, reused)`` of ``scheme`` fitted on the dates other than ``held_out``.
 
     With ``run.reuse`` a finished model of the same configuration in ``model_dir`` is loaded (its fit
-    time is the one its card records) and an unfinished one resumed from its checkpoint.
+    time is the one its card records; ``reused`` True) and an unfinished one resumed from its checkpoint.
     """
     from unique_xr.downscale import fit, load_downscaler
 
@@ -649,7 +649,7 @@ def fit_fold(pairs: PairSet, scheme: str, held_out: str, run: DiffusionRun, mode
     if run.reuse and (model_dir / "weights.pt").exists():
         model = load_downscaler(model_dir)
         if model.config.to_dict() == run.config.to_dict() and model.scheme == VARIANTS[scheme][0]:
-            return model, float(model.card["training"]["seconds_this_run"])
+            return model, float(model.card["training"]["seconds_this_run"]), True
         print(f"    {model_dir} holds another configuration: fitting again", flush=True)
     fit_aux, _ = variant_aux(pairs, scheme, held_in)
     start = time.perf_counter()
@@ -657,7 +657,7 @@ def fit_fold(pairs: PairSet, scheme: str, held_out: str, run: DiffusionRun, mode
                 scheme=VARIANTS[scheme][0], dates=[pairs.calendar[d] for d in held_in] if scheme == "s3" else None,
                 config=run.config, out=model_dir, device=run.device, factor=pairs.factor,
                 resume=run.reuse and (model_dir / "checkpoint.pt").exists())
-    return model, time.perf_counter() - start
+    return model, time.perf_counter() - start, False
 
 
 def predict_fold(pairs: PairSet, model, scheme: str, held_out: str, prior: FoldPrior | None, run: DiffusionRun,
@@ -1212,8 +1212,7 @@ def run_set(name: str, args: argparse.Namespace, record: dict, run: DiffusionRun
             model_dir = models / f"{name}_{scheme}_{d}"
             print(f"  {label}: fitting ...", flush=True)
             # with --reuse-models a finished model (and its saved prediction) may come from an earlier run
-            reused = run.reuse and (model_dir / "weights.pt").exists()
-            model, fit_s = fit_fold(pairs, scheme, d, run, model_dir)
+            model, fit_s, reused = fit_fold(pairs, scheme, d, run, model_dir)
             pred, predict_s, used = predict_fold(pairs, model, scheme, d, prior, run, model_dir)
             predictions[label] = pred
             timings[label] = {"fit_s": fit_s, "predict_s": predict_s, "sampler": used, "model_reused": reused,

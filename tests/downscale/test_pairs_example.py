@@ -145,6 +145,7 @@ def test_quick_s3_run_with_distillation(dp, shared_data, tmp_path):
         assert np.isfinite(s3["rmse"]) and s3["crps"] > 0 and 0 <= s3["coverage90"] <= 1 and s3["mean_spread"] > 0
         assert {s["n"] for s in fold["methods"].values()} == {fold["n"]}
         assert result["timings"][d]["diffusion S3"]["fit_s"] > 0
+        assert result["timings"][d]["diffusion S3"]["model_reused"] is False
     assert result["scores"]["104"]["prior"] is None  # S3 predicted without a prior there
     check = record["distillation"]["ndvi"]["239"]
     assert check["round_steps"] == 1 and list(check["rows"]) == [label for label, _, _ in dp.DISTILL_ROWS]
@@ -156,3 +157,5 @@ def test_quick_s3_run_with_distillation(dp, shared_data, tmp_path):
     # a stopped run continues: with --reuse-models the models and predictions are read back, not redone
     again = dp.main([*argv, "--reuse-models"])
     assert again["table"] == record["table"] and again["distillation_table"] == record["distillation_table"]
+    reused, made = again["sets"]["ndvi"]["timings"]["239"]["diffusion S3"], result["timings"]["239"]["diffusion S3"]
+    assert reused["model_reused"] is True and reused["model_token"] == made["model_token"]
