@@ -376,8 +376,9 @@ def _prior_dataset(prior_da, grid, date, prior_date, prior_coarse, band):
     if age <= 0:
         raise DownscaleInputError(f"--prior-date {prior_date} is not before --date {date}: the prior is the latest "
                                   "clear fine image BEFORE the target day.")
-    if not shares_grid(grid, grid_of(prior_da)):
-        raise DownscaleInputError(f"--prior-fine is {describe_grid(grid_of(prior_da))}, the output grid "
+    prior_grid = grid_of(prior_da)
+    if not shares_grid(grid, prior_grid):
+        raise DownscaleInputError(f"--prior-fine is {describe_grid(prior_grid)}, the output grid "
                                   f"{describe_grid(grid)}: give the prior on the output grid (the --aux grid, the "
                                   "--like grid, or the coarse grid refined by --factor).")
     fine = np.asarray(prior_da.values, dtype=np.float32)

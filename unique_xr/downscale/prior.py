@@ -225,7 +225,7 @@ def prior_gain_from_stack(stack: np.ndarray, residual_std: float) -> tuple[float
 
 def stack_has_prior(stack: np.ndarray) -> bool:
     """Whether any pixel of :func:`training_priors`' stack (raw prior channels last) has a prior."""
-    return bool(np.isfinite(_raw_channels(stack)[_RAW_PRIOR.index("prior_fine")]).any())
+    return bool(np.isfinite(stack[:, _RAW_PRIOR.index("prior_fine") - len(_RAW_PRIOR)]).any())
 
 
 def _raw_channels(stack: np.ndarray) -> tuple[np.ndarray, ...]:
