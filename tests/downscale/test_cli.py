@@ -35,6 +35,7 @@ from unique_xr.downscale.io import (
     prediction_grid,
     read_grid,
     read_single_band,
+    shares_grid,
     write_prediction,
 )
 
@@ -250,6 +251,21 @@ def test_common_grid_takes_files_without_crs_by_shape(ndvi, yanco, tmp_path):
     assert grid == read_grid(ndvi["fine104"])
     with pytest.raises(ValueError, match=r"20160205.tif is 64 x 64 px.*landcover_bare.tif is 64 x 96 px, no georef"):
         common_grid([read_single_band(bare), read_single_band(yanco["fine0205"])], "--fine")
+
+
+def test_files_without_crs_share_a_grid_only_where_their_transforms_allow(ndvi, tmp_path):
+    """No CRS and no transform: taken to lie on the other grid; no CRS but a transform: it must be the other's."""
+    values = read_single_band(ndvi["landcover"]).values.astype(np.uint8)
+    fine = read_single_band(ndvi["fine104"])  # EPSG:32650, FINE_TRANSFORM
+    same = _write(tmp_path / "same.tif", values, FINE_TRANSFORM, crs=None)
+    moved = _write(tmp_path / "moved.tif", values, FINE_TRANSFORM * Affine.translation(1, 0), crs=None)
+    moved_too = _write(tmp_path / "moved_too.tif", values, FINE_TRANSFORM * Affine.translation(1, 0), crs=None)
+    assert common_grid([read_single_band(same), fine], "--fine and --aux") == read_grid(ndvi["fine104"])
+    assert shares_grid(grid_of(read_single_band(moved)), grid_of(read_single_band(moved_too)))
+    for other in (fine, read_single_band(same)):
+        assert not shares_grid(grid_of(read_single_band(moved)), grid_of(other))
+        with pytest.raises(ValueError, match=r"moved.tif is 64 x 96 px of 30 x 30, corner \(31, 1\), no CRS"):
+            common_grid([other, read_single_band(moved)], "--fine and --aux")
 
 
 def test_prediction_grid_for_s1(ndvi, yanco):

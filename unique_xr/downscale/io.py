@@ -239,8 +239,11 @@ def _same_crs(a, b) -> bool:
 def same_grid(a, b) -> bool:
     """Same shape, CRS and transform (corners and pixel sizes within a millionth of a pixel)."""
     a, b = grid_of(a), grid_of(b)
-    if tuple(a.shape) != tuple(b.shape) or not _same_crs(a, b):
-        return False
+    return tuple(a.shape) == tuple(b.shape) and _same_crs(a, b) and _same_transform(a, b)
+
+
+def _same_transform(a, b) -> bool:
+    """Corners and pixel sizes within a millionth of a pixel."""
     fa, fb = a.affine, b.affine
     pixel = max(abs(fb.a), abs(fb.e))
     return all(abs(u - v) <= _TOL * pixel for u, v in zip(tuple(fa)[:6], tuple(fb)[:6]))
@@ -532,9 +535,9 @@ def write_prediction(ds: xr.Dataset, path: str | Path, grid, *, tags: Mapping[st
 def common_grid(arrays: Sequence[xr.DataArray], what: str):
     """The one grid of rasters that must share it, or an error naming the first that does not.
 
-    Two rasters share a grid when :func:`same_grid` says so, or when they have the same shape and
-    one of them has no CRS (it is taken to be on the other's grid). The grid returned is that of
-    the first raster with a CRS (else the first raster's).
+    Two rasters share a grid when :func:`shares_grid` says so: the same grid, or the same shape where
+    one has no CRS and no transform or the other's transform. The grid returned is that of the first
+    raster with a CRS (else the first raster's).
     """
     if not arrays:
         raise DownscaleInputError(f"No {what} file given.")
@@ -550,5 +553,10 @@ def common_grid(arrays: Sequence[xr.DataArray], what: str):
 
 
 def shares_grid(a, b) -> bool:
-    """Whether grids ``a`` and ``b`` are one: :func:`same_grid`, or the same shape where one has no CRS."""
-    return same_grid(a, b) or (tuple(a.shape) == tuple(b.shape) and (a.crs is None or b.crs is None))
+    """Whether grids ``a`` and ``b`` are one: :func:`same_grid`, or the same shape where one has no CRS
+    and either no transform either (it is taken to lie on the other's grid) or the other's transform."""
+    if same_grid(a, b):
+        return True
+    if tuple(a.shape) != tuple(b.shape) or (a.crs is not None and b.crs is not None):
+        return False
+    return not _georeferenced(a) or not _georeferenced(b) or _same_transform(a, b)
