@@ -28,25 +28,69 @@ import numpy as np
 import xarray as xr
 
 from unique_xr import schema
+from unique_xr._jit import jit, ufunc
 from unique_xr.errors import SpecError, UnitsError
 
-__all__ = ["INDICES", "add_indices", "compute_index", "evi", "evi2", "kndvi", "lswi", "ndvi", "nirv"]
+__all__ = [
+    "INDICES", "add_indices", "compute_index", "evi", "evi2", "evi_value", "kndvi", "kndvi_value", "lswi", "nd_value",
+    "ndvi", "nirv", "nirv_value",
+]
 
 #: EVI coefficients of the MODIS algorithm (Huete et al. 2002).
 EVI_G, EVI_C1, EVI_C2, EVI_L = 2.5, 6.0, 7.5, 1.0
+
+# --------------------------------------------------------------------------------------------
+# the formulas, once: scalar functions compiled with numba. Fused kernels elsewhere (the model
+# features, the loader) call the ``*_value`` functions inside their loops; the numpy kernels below
+# are ufuncs made from the same Python functions. NaN in, NaN out; a zero denominator gives NaN.
+
+
+def _nd(a, b):
+    s = a + b
+    if s == 0:
+        return np.nan
+    return (a - b) / s
+
+
+def _evi(blue, red, nir):
+    den = nir + EVI_C1 * red - EVI_C2 * blue + EVI_L
+    if den == 0:
+        return np.nan
+    return EVI_G * (nir - red) / den
+
+
+def _evi2(red, nir):
+    den = nir + 2.4 * red + 1.0
+    if den == 0:
+        return np.nan
+    return 2.5 * (nir - red) / den
+
+
+nd_value = jit(_nd)  #: ``(a - b) / (a + b)``: NDVI is ``nd_value(nir, red)``, LSWI ``nd_value(nir, swir1)``
+evi_value = jit(_evi)  #: EVI of one pixel (blue, red, nir)
+
+
+@jit
+def nirv_value(red, nir):
+    """NIRv of one pixel: NDVI x NIR."""
+    return nd_value(nir, red) * nir
+
+
+@jit
+def kndvi_value(red, nir):
+    """kNDVI of one pixel: tanh(NDVI^2)."""
+    return np.tanh(nd_value(nir, red) ** 2)
+
+
+_ND_UFUNC = ufunc(_nd)
+_EVI_UFUNC = ufunc(_evi)
+_EVI2_UFUNC = ufunc(_evi2)
 
 
 def _as_float(*arrays: np.ndarray) -> list[np.ndarray]:
     arrays = [np.asarray(a) for a in arrays]
     dtype = np.result_type(*arrays, np.float32)
     return [a.astype(dtype, copy=False) for a in arrays]
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den`` as float32, NaN where ``den`` is 0 (NaN inputs stay NaN)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den == 0, np.nan, num / den)
-    return out.astype(np.float32, copy=False)
 
 
 def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
@@ -64,7 +108,7 @@ def ndvi(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     [0.800000011920929, nan]
     """
     red, nir = _as_float(red, nir)
-    return _ratio(nir - red, nir + red)
+    return _ND_UFUNC(nir, red).astype(np.float32, copy=False)
 
 
 def evi(blue: np.ndarray, red: np.ndarray, nir: np.ndarray) -> np.ndarray:
@@ -86,7 +130,7 @@ def evi(blue: np.ndarray, red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     0.604027
     """
     blue, red, nir = _as_float(blue, red, nir)
-    return _ratio(EVI_G * (nir - red), nir + EVI_C1 * red - EVI_C2 * blue + EVI_L)
+    return _EVI_UFUNC(blue, red, nir).astype(np.float32, copy=False)
 
 
 def evi2(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
@@ -104,7 +148,7 @@ def evi2(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     0.636943
     """
     red, nir = _as_float(red, nir)
-    return _ratio(2.5 * (nir - red), nir + 2.4 * red + 1.0)
+    return _EVI2_UFUNC(red, nir).astype(np.float32, copy=False)
 
 
 def nirv(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
@@ -160,7 +204,7 @@ def lswi(nir: np.ndarray, swir1: np.ndarray) -> np.ndarray:
     0.5
     """
     nir, swir1 = _as_float(nir, swir1)
-    return _ratio(nir - swir1, nir + swir1)
+    return _ND_UFUNC(nir, swir1).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True, kw_only=True)
