@@ -29,6 +29,7 @@ VARIABLES: dict[str, dict[str, Any]] = {
     "green": {"long_name": "surface reflectance, green", "units": "1", "valid_range": (-0.2, 1.6)},
     "red": {"long_name": "surface reflectance, red", "units": "1", "valid_range": (-0.2, 1.6)},
     "nir": {"long_name": "surface reflectance, near infrared", "units": "1", "valid_range": (-0.2, 1.6)},
+    "nir2": {"long_name": "surface reflectance, near infrared ~1.24 um", "units": "1", "valid_range": (-0.2, 1.6)},
     "swir1": {"long_name": "surface reflectance, shortwave infrared ~1.6 um", "units": "1", "valid_range": (-0.2, 1.6)},
     "swir2": {"long_name": "surface reflectance, shortwave infrared ~2.2 um", "units": "1", "valid_range": (-0.2, 1.6)},
     # land surface temperature
@@ -44,11 +45,15 @@ VARIABLES: dict[str, dict[str, Any]] = {
     # static layers
     "elevation": {"long_name": "surface elevation", "standard_name": "surface_altitude", "units": "m", "valid_range": (-500.0, 9000.0)},
     "slope": {"long_name": "terrain slope", "units": "degree", "valid_range": (0.0, 90.0)},
-    # meteorological drivers
+    # meteorological drivers. Air temperature: the records bound every daily mean (-89.2 degC,
+    # Vostok 1983; 56.7 degC, Death Valley 1913), so a loader masking outside the range never drops a
+    # real value, and the unit check on medians still refuses Kelvin (a median of 250-310).
     "air_temperature": {"long_name": "daily mean 2 m air temperature", "standard_name": "air_temperature", "units": "degC", "valid_range": (-90.0, 60.0)},
     "vpd": {"long_name": "daily mean vapour pressure deficit", "units": "hPa", "valid_range": (0.0, 120.0)},
     "shortwave_radiation": {"long_name": "daily mean downward shortwave radiation at the surface", "standard_name": "surface_downwelling_shortwave_flux_in_air", "units": "W m-2", "valid_range": (0.0, 500.0)},
     "precipitation": {"long_name": "daily total precipitation", "standard_name": "lwe_thickness_of_precipitation_amount", "units": "mm d-1", "valid_range": (0.0, 1000.0)},
+    # coordinates
+    "latitude": {"long_name": "latitude", "standard_name": "latitude", "units": "degrees_north", "valid_range": (-90.0, 90.0)},
     # masks
     "clear": {"long_name": "pixel passed the QA mask", "units": "1", "flag_values": (0, 1), "flag_meanings": "masked clear"},
     # target

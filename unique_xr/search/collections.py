@@ -13,6 +13,7 @@ MOD15, MOD17) and the Landsat 8-9 / 4-7 Collection 2 Level-2 Science Product gui
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,8 +25,13 @@ __all__ = [
     "PROVIDERS",
     "COLLECTIONS",
     "LANDSAT_FILE_BANDS",
+    "LANDSAT_QA_FILE_BAND",
+    "LANDSAT_TABLE_COLUMNS",
     "LANDSAT_ASSETS",
+    "MCD43A4_TABLE_COLUMNS",
     "MODIS_ASSETS",
+    "MODIS_BAND_ROLES",
+    "MODIS_LST_TABLE_COLUMNS",
     "INDICES",
     "get_collection",
     "list_collections",
@@ -95,6 +101,8 @@ class CollectionSpec:
     cadence: Literal["daily", "4-day", "8-day", "16-day", "yearly", "static"]
     qa_asset: str | None = None
     default_assets: tuple[str, ...] = ()
+    #: further named lists of asset keys, for callers that load other than the defaults
+    asset_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _by_key: dict[str, AssetSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +113,8 @@ class CollectionSpec:
         dup = {r for r in roles if roles.count(r) > 1}
         if dup:
             raise SpecError(f"collection {self.name!r} maps several assets to role(s) {sorted(dup)}")
-        for key in (*self.default_assets, *((self.qa_asset,) if self.qa_asset else ())):
+        named = (key for keys in self.asset_sets.values() for key in keys)
+        for key in (*self.default_assets, *named, *((self.qa_asset,) if self.qa_asset else ())):
             if key not in by_key:
                 raise SpecError(f"collection {self.name!r}: {key!r} is not one of its assets")
         object.__setattr__(self, "_by_key", by_key)
@@ -121,6 +130,22 @@ class CollectionSpec:
             f"{self.name!r} has no asset or role {key_or_role!r}. "
             f"Asset keys: {sorted(self._by_key)}; roles: {sorted(a.role for a in self.assets)}."
         )
+
+    def qa_of(self, key_or_role: str) -> AssetSpec | None:
+        """The QA asset that qualifies this one band alone (role ``qa_<role>``, e.g. MCD43A4's mandatory
+        QA per band), or None where the collection's QA covers every band at once (Landsat ``qa_pixel``)."""
+        band = self.asset(key_or_role)
+        return next((a for a in self.assets if a.is_qa and a.role == f"qa_{band.role}"), None)
+
+    def asset_set(self, name: str) -> tuple[str, ...]:
+        """The asset keys of a named set (``"default"``: :attr:`default_assets`)."""
+        if name == "default":
+            return self.default_assets
+        if name not in self.asset_sets:
+            raise UnknownAssetError(
+                f"{self.name!r} has no asset set {name!r}; it has {['default', *sorted(self.asset_sets)]}."
+            )
+        return self.asset_sets[name]
 
     def resolve_assets(self, names: tuple[str, ...] | list[str] | None) -> tuple[AssetSpec, ...]:
         """Asset specs for ``names`` (keys or roles); the defaults when ``names`` is None."""
@@ -144,8 +169,18 @@ class CollectionSpec:
         return ("unique_xr.CollectionSpec", self.name)
 
 
+def _keys(assets: Iterable[AssetSpec], roles: Iterable[str]) -> tuple[str, ...]:
+    by_role = {a.role: a.key for a in assets}
+    return tuple(by_role[r] for r in roles)
+
+
 # ---------------------------------------------------------------------------------------- MODIS
-_MODIS_ROLES = {1: "red", 2: "nir", 3: "blue", 4: "green", 5: "nir2", 6: "swir1", 7: "swir2"}
+#: MODIS land band number -> role. MCD43A4 NBAR (``Nadir_Reflectance_Band<n>``), its per-band
+#: mandatory QA (``BRDF_Albedo_Band_Mandatory_Quality_Band<n>``, role ``qa_<role>``) and MOD09A1
+#: (``sur_refl_b0<n>``) number their bands alike.
+MODIS_BAND_ROLES: dict[int, str] = {1: "red", 2: "nir", 3: "blue", 4: "green", 5: "nir2", 6: "swir1", 7: "swir2"}
+#: The MCD43A4 bands the indices need (NDVI, EVI, NIRv, kNDVI, LSWI): bands 1, 2, 3, 6.
+_NBAR_INDEX_ROLES = ("red", "nir", "blue", "swir1")
 
 
 def _mcd43a4() -> CollectionSpec:
@@ -154,22 +189,23 @@ def _mcd43a4() -> CollectionSpec:
             key=f"Nadir_Reflectance_Band{b}", role=role, kind="reflectance", dtype="int16",
             nodata=32767, scale=1e-4, valid_range=(0, 32766), resolution=500.0,
         )
-        for b, role in _MODIS_ROLES.items()
+        for b, role in MODIS_BAND_ROLES.items()
     )
     qa = tuple(
         AssetSpec(
             key=f"BRDF_Albedo_Band_Mandatory_Quality_Band{b}", role=f"qa_{role}", kind="qa", dtype="uint8",
             nodata=255, valid_range=(0, 1), qa_layout="mcd43a4_mandatory", resolution=500.0,
         )
-        for b, role in _MODIS_ROLES.items()
+        for b, role in MODIS_BAND_ROLES.items()
     )
     return CollectionSpec(
         name="mcd43a4", title="MODIS MCD43A4 v6.1 daily 500 m nadir BRDF-adjusted reflectance (NBAR)",
         ids={"planetary-computer": "modis-43A4-061"}, assets=nbar + qa, native_crs="sinusoidal",
         resolution=500.0, cadence="daily",
-        default_assets=("Nadir_Reflectance_Band1", "Nadir_Reflectance_Band2", "Nadir_Reflectance_Band3",
-                        "Nadir_Reflectance_Band6", "BRDF_Albedo_Band_Mandatory_Quality_Band1",
-                        "BRDF_Albedo_Band_Mandatory_Quality_Band2"),
+        # the defaults read the QA of red and nir only (enough to mask NDVI, two reads fewer);
+        # "bands_with_qa" reads each band's own QA, so apply_qa_mask masks every band by its QA
+        default_assets=_keys(nbar + qa, (*_NBAR_INDEX_ROLES, "qa_red", "qa_nir")),
+        asset_sets={"bands_with_qa": _keys(nbar + qa, (*_NBAR_INDEX_ROLES, *(f"qa_{r}" for r in _NBAR_INDEX_ROLES)))},
         qa_asset="BRDF_Albedo_Band_Mandatory_Quality_Band1",
     )
 
@@ -180,7 +216,7 @@ def _mod09a1() -> CollectionSpec:
             key=f"sur_refl_b0{b}", role=role, kind="reflectance", dtype="int16",
             nodata=-28672, scale=1e-4, valid_range=(-100, 16000), resolution=500.0,
         )
-        for b, role in _MODIS_ROLES.items()
+        for b, role in MODIS_BAND_ROLES.items()
     )
     extra = (
         AssetSpec(key="sur_refl_state_500m", role="qa_state", kind="qa", dtype="uint16",
@@ -280,12 +316,15 @@ def _mod17a2h() -> CollectionSpec:
 # -------------------------------------------------------------------------------------- Landsat
 #: Which file band (SR_Bn / ST_Bn) carries each role, per platform (Collection 2 Level-2). The STAC
 #: asset keys are the same common names on every platform; tower tables and raw downloads use these.
+#: The Landsat 8-9 numbering is the one with the thermal band ``ST_B10``.
 LANDSAT_FILE_BANDS: dict[str, dict[str, str]] = {
     **{p: {"blue": "SR_B1", "green": "SR_B2", "red": "SR_B3", "nir": "SR_B4", "swir1": "SR_B5",
            "swir2": "SR_B7", "lst_day": "ST_B6"} for p in ("landsat-4", "landsat-5", "landsat-7")},
     **{p: {"coastal": "SR_B1", "blue": "SR_B2", "green": "SR_B3", "red": "SR_B4", "nir": "SR_B5",
            "swir1": "SR_B6", "swir2": "SR_B7", "lst_day": "ST_B10"} for p in ("landsat-8", "landsat-9")},
 }
+#: The file band of the ``qa_pixel`` asset on every platform.
+LANDSAT_QA_FILE_BAND = "QA_PIXEL"
 
 
 def _landsat_c2_l2() -> CollectionSpec:
@@ -372,12 +411,41 @@ _ALIASES: dict[str, str] = {
     "modis-nbar": "mcd43a4", "landsat": "landsat-c2-l2", "landsat-c2l2": "landsat-c2-l2",
 }
 
-#: The Landsat C2 L2 assets the data layer loads: the six reflective bands and the pixel QA.
-LANDSAT_ASSETS = ("blue", "green", "red", "nir08", "swir16", "swir22", "qa_pixel")
-#: The MCD43A4 assets the data layer loads: NBAR of bands 1, 2, 3, 6 and their mandatory QA.
-MODIS_ASSETS = tuple(f"Nadir_Reflectance_Band{b}" for b in (1, 2, 3, 6)) + tuple(
-    f"BRDF_Albedo_Band_Mandatory_Quality_Band{b}" for b in (1, 2, 3, 6)
-)
+#: The Landsat C2 L2 assets the data layer loads: the defaults, the six reflective bands and the pixel QA.
+LANDSAT_ASSETS = COLLECTIONS["landsat-c2-l2"].default_assets
+#: The MCD43A4 assets the data layer loads: NBAR of bands 1, 2, 3, 6, each with its own mandatory QA
+#: (the ``bands_with_qa`` set; the defaults read the QA of bands 1 and 2 only).
+MODIS_ASSETS = COLLECTIONS["mcd43a4"].asset_set("bands_with_qa")
+
+# ------------------------------------------------------------------- tower-table column names
+#: MCD43A4 role -> (NBAR column, mandatory-QA column) in the tower-pixel tables
+#: (:mod:`unique_xr.towers.tables`, AppEEARS point samples), in band order: the NBAR column is
+#: the asset key with values already scaled to reflectance; ``QA_Band<n>`` holds the QA class name
+#: (``full_inversion``, ``magnitude_inversion``, ``*fill``).
+MCD43A4_TABLE_COLUMNS: dict[str, tuple[str, str]] = {
+    a.role: (a.key, "QA_" + a.key.removeprefix("Nadir_Reflectance_"))
+    for a in COLLECTIONS["mcd43a4"].assets if a.kind == "reflectance"
+}
+#: MOD11A1 (Terra) / MYD11A1 (Aqua) day LST in the tower-pixel tables: role -> (LST column in K,
+#: QA column holding ``good``, ``other_quality``, ``not_produced_cloud``).
+_LST_KEY = COLLECTIONS["mod11a1"].asset("lst_day").key
+MODIS_LST_TABLE_COLUMNS: dict[str, tuple[str, str]] = {
+    f"lst_day_{platform.lower()}": (f"{_LST_KEY}_{platform}", f"{_LST_KEY}_{platform}_QA")
+    for platform in ("Terra", "Aqua")
+}
+
+
+def _band_number(file_band: str) -> int:
+    return int(file_band.rsplit("_B", 1)[1])
+
+
+#: Every raw Landsat column of the tower-pixel tables: ``QA_PIXEL``, then the SR and ST file bands of
+#: all platforms by band number (Landsat 4-7 and 8-9 numbering).
+LANDSAT_TABLE_COLUMNS: tuple[str, ...] = (LANDSAT_QA_FILE_BAND, *(
+    band for prefix in ("SR_B", "ST_B")
+    for band in sorted({b for bands in LANDSAT_FILE_BANDS.values() for b in bands.values() if b.startswith(prefix)},
+                       key=_band_number)
+))
 #: The vegetation indices the data layer adds to the Landsat cube (see unique_xr.features.indices).
 INDICES = ("ndvi", "evi", "evi2", "nirv", "kndvi", "lswi")
 

@@ -10,12 +10,19 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from unique_xr.schema import GPP_UNITS, check_range
+from unique_xr.schema import GPP_UNITS, VARIABLES, check_range
+from unique_xr.search.collections import (
+    LANDSAT_FILE_BANDS,
+    LANDSAT_QA_FILE_BAND,
+    MCD43A4_TABLE_COLUMNS,
+    MODIS_LST_TABLE_COLUMNS,
+    AssetSpec,
+    get_collection,
+)
 from unique_xr.towers._common import (
     TowerDataError,
     as_path,
@@ -30,16 +37,13 @@ from unique_xr.towers._common import (
     site_column,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from unique_xr.search.collections import AssetSpec
-
 __all__ = ["TABLE_UNITS", "clear_tower_table", "read_tower_table"]
 
 #: Units of the columns of the tower-pixel tables in ``towers/`` (see each folder's SOURCE.txt).
 TABLE_UNITS: dict[str, str] = {
     "gpp_obs": GPP_UNITS, "gpp_pmodel": GPP_UNITS, "gpp": GPP_UNITS, "gpp_unc": GPP_UNITS,
-    **{f"Nadir_Reflectance_Band{b}": "1" for b in range(1, 8)},
-    "LST_Day_1km_Aqua": "K", "LST_Day_1km_Terra": "K", "LST": "K",
+    **{value: "1" for value, _ in MCD43A4_TABLE_COLUMNS.values()},
+    **{column: "K" for column, _ in MODIS_LST_TABLE_COLUMNS.values()}, "LST": "K",
     "NDVI_derived": "1", "EVI_derived": "1",
     "lat": "degrees_north", "lon": "degrees_east", "latitude": "degrees_north", "longitude": "degrees_east",
     "elv": "m",
@@ -54,23 +58,19 @@ FLUXDATAKIT_METEO_UNITS: dict[str, str] = {
 _FDK_METEO_COLUMNS = frozenset({"ppfd", "prec", "temp", "vpd", "patm"})
 _PMODEL_COLUMNS = ("sitename", "date", "gpp", "gpp_unc", "mod")
 
-#: Landsat Collection 2 Level-2 band -> role, by sensor family (TM/ETM+ vs OLI).
-_LANDSAT_457 = {"SR_B1": "blue", "SR_B2": "green", "SR_B3": "red", "SR_B4": "nir", "SR_B5": "swir1",
-                "SR_B7": "swir2", "ST_B6": "lst_day"}
-_LANDSAT_89 = {"SR_B1": "coastal", "SR_B2": "blue", "SR_B3": "green", "SR_B4": "red", "SR_B5": "nir",
-               "SR_B6": "swir1", "SR_B7": "swir2", "ST_B10": "lst_day"}
-_MCD43A4 = {1: "red", 2: "nir", 3: "blue", 4: "green", 5: "nir2", 6: "swir1", 7: "swir2"}
-_MODIS_LST = {"LST_Day_1km_Terra": "lst_day_terra", "LST_Day_1km_Aqua": "lst_day_aqua"}
+#: Landsat Collection 2 Level-2 file band -> role, by sensor family (TM/ETM+ vs OLI), from the registry.
+_LANDSAT_457 = {band: role for role, band in LANDSAT_FILE_BANDS["landsat-7"].items()}
+_LANDSAT_89 = {band: role for role, band in LANDSAT_FILE_BANDS["landsat-8"].items()}
 
 
 def _layout(columns: list[str]) -> str:
     if tuple(columns) == _PMODEL_COLUMNS:
         return "mlflx_pmodel_outputs"
-    if "QA_PIXEL" in columns:
+    if LANDSAT_QA_FILE_BAND in columns:
         return "landsat_at_towers"
     if _FDK_METEO_COLUMNS <= set(columns):
         return "fluxdatakit_daily_meteo"
-    if any(c.startswith("Nadir_Reflectance_Band") for c in columns):
+    if any(value in columns for value, _ in MCD43A4_TABLE_COLUMNS.values()):
         return "modis_at_towers"
     return "tower_table"
 
@@ -165,13 +165,11 @@ def read_tower_table(path: str | os.PathLike) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ QA masks
 def _landsat_roles(columns) -> dict[str, str]:
-    return _LANDSAT_89 if "ST_B10" in columns else _LANDSAT_457
+    return _LANDSAT_89 if LANDSAT_FILE_BANDS["landsat-8"]["lst_day"] in columns else _LANDSAT_457
 
 
 def _landsat_assets(columns) -> dict[str, tuple[str, AssetSpec]]:
     """``{band column: (role, registry asset)}`` for the Landsat C2 L2 columns of a table."""
-    from unique_xr.search.collections import get_collection
-
     by_role = {a.role: a for a in get_collection("landsat-c2-l2").assets}
     return {band: (role, by_role[role]) for band, role in _landsat_roles(columns).items() if band in columns}
 
@@ -267,8 +265,8 @@ def clear_tower_table(
     out.attrs = {**df.attrs, "units": dict(df.attrs.get("units", {}))}
     units = out.attrs["units"]
     done = False
-    if "QA_PIXEL" in df.columns:
-        qa = df["QA_PIXEL"]
+    if LANDSAT_QA_FILE_BAND in df.columns:
+        qa = df[LANDSAT_QA_FILE_BAND]
         has_qa = qa.notna().to_numpy()
         qa_int = qa.fillna(1).to_numpy().astype("uint16")  # missing QA -> fill bit
         clear = landsat_clear(qa_int, snow=snow, dilated_cloud=dilated_cloud) & has_qa
@@ -279,8 +277,7 @@ def clear_tower_table(
                 units[role] = "K" if role == "lst_day" else "1"
         done = True
     allowed = ("full_inversion", "magnitude_inversion") if allow_magnitude else ("full_inversion",)
-    for band, role in _MCD43A4.items():
-        value, qa = f"Nadir_Reflectance_Band{band}", f"QA_Band{band}"
+    for role, (value, qa) in MCD43A4_TABLE_COLUMNS.items():
         if value in df.columns and qa in df.columns:
             raw = df[value].to_numpy(dtype="float64")
             ok = _qa_prefix_ok(df[qa], allowed) & np.isfinite(raw) & (raw >= -0.01) & (raw <= 1.6)
@@ -288,11 +285,12 @@ def clear_tower_table(
             units[role] = "1"
             done = True
     lst_allowed = ("good", "other_quality") if allow_other_quality else ("good",)
-    for column, role in _MODIS_LST.items():
-        if column in df.columns and f"{column}_QA" in df.columns:
+    lst_lo, lst_hi = VARIABLES["lst_day"]["valid_range"]
+    for role, (column, qa) in MODIS_LST_TABLE_COLUMNS.items():
+        if column in df.columns and qa in df.columns:
             raw = df[column].to_numpy(dtype="float64")
-            ok = df[f"{column}_QA"].astype("string").isin(lst_allowed).fillna(False).to_numpy(dtype=bool)
-            ok &= np.isfinite(raw) & (raw > 150.0) & (raw < 360.0)
+            ok = df[qa].astype("string").isin(lst_allowed).fillna(False).to_numpy(dtype=bool)
+            ok &= np.isfinite(raw) & (raw > lst_lo) & (raw < lst_hi)
             out[role] = np.where(ok, raw, np.nan).astype("float32")
             units[role] = "K"
             done = True
