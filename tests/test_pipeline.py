@@ -333,7 +333,7 @@ def test_demo_downscaled_store_has_cf_attrs_and_provenance(demo_run):
     assert "downscaled" in attrs["long_name"] and "GPP_M" in attrs["long_name"]
     assert attrs["grid_mapping"] == "spatial_ref" and ds["gpp_spread"].attrs["units"] == "g m-2 d-1"
     model = load_downscaler(sample_downscaler())
-    assert ds.attrs["downscaling_model_token"] == model.token
+    assert ds.attrs["model_token"] == model.token
     assert ds.attrs["downscaling_scheme"] == "s2" and ds.attrs["downscaling_members"] == 4
     assert ds.attrs["downscaling_steps"] == model.config.sample_steps
     assert "synthetic" in ds.attrs["comment"] and "not a validated product" in ds.attrs["comment"]

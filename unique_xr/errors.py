@@ -75,6 +75,14 @@ class ModelFolderError(UniqueXrError, FileNotFoundError):
     """A model folder is incomplete, damaged (a file that does not match its recorded checksum) or not a model."""
 
 
+class CnnFolderError(ModelFolderError):
+    """An annual-CNN model folder is missing, incomplete or damaged."""
+
+
+class DownscaleInputError(UniqueXrError, ValueError):
+    """Inputs to fit or predict a downscaling model do not match what the model needs."""
+
+
 class OutputPathError(UniqueXrError, OSError):
     """An output path cannot be written: it is a file where a folder is needed, or not writable."""
 

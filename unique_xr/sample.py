@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from unique_xr._files import write_atomic
 from unique_xr.grid import GridSpec
 
 __all__ = ["SAMPLE_GRID", "SAMPLE_DATES", "SAMPLE_MISSING_INPUTS", "StagedSample", "sample_downscaler", "sample_model",
@@ -179,7 +180,7 @@ def stage_sample(directory: str | Path, *, seed: int = 0) -> StagedSample:
             asset["href"] = str(synthetic_dir / asset["href"])
         items.append(item)
     catalog = directory / "catalog.json"
-    catalog.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    write_atomic(catalog, json.dumps({"type": "FeatureCollection", "features": items}).encode())
     made = "unique_xr.testing.synthetic, seed 0, shipped"
     provenance = (
         ("Landsat 8 C2 L2 surface reflectance (2 dates)", "real", "USGS via xlandsat sample crops, CC-0"),

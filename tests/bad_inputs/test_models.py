@@ -10,7 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from unique_xr.errors import ModelFolderError
 from unique_xr.models.lgbm import MODEL_FILE, TrainConfig, load_model, train
 
 #: Where a truncated model.txt is cut: inside the header, the first tree, the middle, the feature
@@ -78,9 +80,28 @@ def test_saved_model_records_its_checksum_and_loads(model_dir, tmp_path):
     model = load_model(model_dir)
     model.save(tmp_path / "again")
     card = json.loads((tmp_path / "again" / "model_card.json").read_text())
-    assert len(card["model_sha256"]) == 64
+    assert card["sha256"] == {MODEL_FILE: card["sha256"][MODEL_FILE]} and len(card["sha256"][MODEL_FILE]) == 64
+    assert "model_sha256" not in card  # the one-file key of the format before
     assert load_model(tmp_path / "again").features == model.features
+    assert load_model(tmp_path / "again").card.model_sha256 == card["sha256"][MODEL_FILE]
     assert not list((tmp_path / "again").glob("*.tmp"))
+
+
+def test_folders_of_the_formats_before_load_and_a_tampered_new_one_is_refused(model_dir, tmp_path):
+    """LightGBM folders share the model-folder format of the CNN and the downscaler (card + files + the
+    SHA-256 of each); folders written before it (``model_sha256``, or no checksum) keep loading."""
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert "model_sha256" in card and "sha256" not in card  # the shipped sample: the one-file format
+    legacy = load_model(model_dir)
+    assert legacy.card.model_sha256 == card["model_sha256"]
+    oldest = Path(shutil.copytree(model_dir, tmp_path / "oldest"))
+    (oldest / "model_card.json").write_text(json.dumps({k: v for k, v in card.items() if k != "model_sha256"}))
+    assert load_model(oldest).card.model_sha256 is None
+    new = legacy.save(tmp_path / "new")
+    text = (new / MODEL_FILE).read_text()
+    (new / MODEL_FILE).write_text(text.replace("shrinkage=", "shrinkage=1", 1))
+    with pytest.raises(ModelFolderError, match=r"new/model\.txt does not match the checksum in its model_card\.json"):
+        load_model(new)
 
 
 def test_retraining_without_folds_removes_the_old_cross_validation_files(tower_table, tmp_path):

@@ -88,10 +88,10 @@ def test_polygon_region_is_nan_outside(given_spec, cluster, tmp_path):
 def test_each_model_is_loaded_once_per_worker(clean, cluster):
     """The downscaler travels as one graph key and is materialised once per worker process, over every unit
     and every run that shares the cluster."""
-    from unique_xr.downscale.api import load_counts
+    from unique_xr.models.handle import handle_loads
 
     token = json.loads(open_cube(clean[0].out).attrs["model_tokens"])["downscaler"]
-    counts = [per_worker.get(token, 0) for per_worker in cluster.run(load_counts).values()]
+    counts = [per_worker.get(token, 0) for per_worker in cluster.run(handle_loads).values()]
     assert max(counts) == 1 and sum(counts) >= 1
 
 

@@ -9,7 +9,7 @@ import xarray as xr
 torch = pytest.importorskip("torch")
 
 from unique_xr.downscale import downscale  # noqa: E402
-from unique_xr.downscale.api import load_counts  # noqa: E402
+from unique_xr.models.handle import handle_loads  # noqa: E402
 from unique_xr.downscale.conditioning import DownscaleInputError  # noqa: E402
 from unique_xr.testing import raise_if_dask_computes  # noqa: E402
 
@@ -140,7 +140,7 @@ def test_model_is_loaded_once_per_worker(model, pairs):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
             distributed.Client(cl) as client:
         got = lazy.compute()
-        loads = client.run(load_counts)  # a library function: workers import it, they need not import tests
+        loads = client.run(handle_loads)  # a library function: workers import it, they need not import tests
     np.testing.assert_allclose(got["ndvi"].values, downscale(coarse[0], model, aux=[lc], members=1)["ndvi"].values, atol=1e-6)
     counts = [n for per_worker in loads.values() for n in per_worker.values()]
     assert counts and all(n == 1 for n in counts)  # 6 blocks over 2 workers, each worker loaded the model once

@@ -304,7 +304,7 @@ def test_local_cluster_two_workers_model_shipped_once_per_worker(gpp_m_cube, mod
         with distributed.Client(cl) as client:
             out = ds.gpp.estimate(model)
             got = out["gpp"].values
-            token = out.attrs["model_hash"]
+            token = out.attrs["model_token"]
             loads = client.run(lambda: engines.handle_loads())
     np.testing.assert_array_equal(got, expected)
     counts = [per_worker.get(token, 0) for per_worker in loads.values()]

@@ -33,6 +33,7 @@ from unique_xr.downscale.prior import (day_numbers, prior_gain_from_stack, prior
 from unique_xr.downscale.ranges import check_factor, check_trained_range, physical_range, training_ranges
 from unique_xr.downscale.blockwise import downscale_window, halo
 from unique_xr.downscale.tiling import TilePlan, predict_region, reflect_index
+from unique_xr.models.handle import WorkerHandle
 
 #: Student-t quantile for the 90 % prediction interval of one new member, by ensemble size - 1.
 _T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
@@ -314,36 +315,21 @@ def training_set(coarse, fine, *, aux=None, scheme: str, factor: int | None, con
     return norm, patches, record
 
 
-class DownscalerHandle:
-    """A model as bytes (weights + card) with its token; pickled once into a graph, loaded once per process."""
+class DownscalerHandle(WorkerHandle):
+    """A model as bytes (weights + card) with its token (a :class:`~unique_xr.models.handle.WorkerHandle`):
+    pickled once into a graph, loaded once per process."""
+
+    kind = "downscaler"
 
     def __init__(self, model) -> None:
-        self.weights = model.weights_bytes()
+        self.data = model.weights_bytes()
         self.describe = model.describe()
         self.token = model.token
 
-    def __dask_tokenize__(self):
-        return ("unique_xr.DownscalerHandle", self.token)
+    def build(self):
+        from unique_xr.downscale.model import Downscaler
 
-    def get(self):
-        model = _LOADED.get(self.token)
-        if model is None:
-            from unique_xr.downscale.model import Downscaler
-
-            model = Downscaler.from_weights(self.describe, self.weights)
-            _LOADED[self.token] = model
-            LOAD_COUNT[self.token] = LOAD_COUNT.get(self.token, 0) + 1
-        return model
-
-
-_LOADED: dict[str, Any] = {}
-#: How many times each model token was materialised in this process (tests: once per worker).
-LOAD_COUNT: dict[str, int] = {}
-
-
-def load_counts() -> dict[str, int]:
-    """A copy of :data:`LOAD_COUNT` (for ``Client.run`` on the workers)."""
-    return dict(LOAD_COUNT)
+        return Downscaler.from_weights(self.describe, self.data)
 
 
 def predict_block(
@@ -764,7 +750,7 @@ def _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model) -> xr
                     f"{name}_upper": "upper bound of the 90 % prediction interval"}
     out = xr.Dataset({n: (dims, data[i]) for i, n in enumerate(names)}, coords=coords)
     for n in names:
-        out[n].attrs = {"long_name": descriptions[n], **({"units": units} if units else {})}
+        out[n].attrs = {"long_name": descriptions[n], **({"units": units} if units else {}), "model_token": model.token}
     if members > 1:
         how = (f"mean +- {model.interval['scale']:.3f} x spread (calibrated on held-out pairs)" if model.interval
                else "mean +- t(0.95, members - 1) x spread x sqrt(1 + 1/members)")
@@ -779,5 +765,5 @@ def _as_dataset(data, coarse, aux, name, fshape, k, timed, members, model) -> xr
     out[name].attrs["estimate"] = estimate
     out.attrs.update({"downscaling_scheme": model.scheme, "downscaling_members": members,
                       "downscaling_estimate": estimate,
-                      "downscaling_factor": k, "source_model_token": model.token})
+                      "downscaling_factor": k, "model_token": model.token})
     return out

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unique_xr.errors import UniqueXrError
+from unique_xr.errors import DownscaleInputError
 
 #: Integer rasters with at most this many distinct values are read as classes.
 MAX_CLASSES = 64
@@ -29,10 +29,6 @@ PRIOR_CHANNELS = ("prior_residual", "coarse_change", "has_prior", "prior_recency
                   "doy_sin", "doy_cos")
 #: Days over which the recency channel ``exp(-age / AGE_SCALE)`` of a prior falls to 1/e.
 AGE_SCALE = 32.0
-
-
-class DownscaleInputError(UniqueXrError, ValueError):
-    """Inputs to fit or predict do not match what the model needs."""
 
 
 @dataclass(frozen=True, kw_only=True)

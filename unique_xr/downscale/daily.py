@@ -59,20 +59,21 @@ def build_downscaled_gpp(gpp_500m, static, grid: GridSpec, model, *, members: in
     coarse = coarse_onto_grid(gpp_500m["gpp"], grid)
     out = downscale(coarse, model, aux=aux, members=members, steps=steps, seed=seed, name="gpp")
     out = out[["gpp", "gpp_spread"]] if members > 1 else out[["gpp"]]
-    token = out.attrs["source_model_token"]
+    token = out.attrs["model_token"]
     steps = steps or model.config.sample_steps
     base = {k: v for k, v in cf_attrs("gpp").items() if k != "valid_range"}
     out["gpp"].attrs = {**base, "grid_mapping": "spatial_ref",
                         "long_name": "gross primary productivity: GPP_M (500 m) downscaled to 30 m by the "
                                      f"scheme-{model.scheme.upper()} diffusion model, mean of {members} members",
-                        "cell_methods": "time: mean"}
+                        "cell_methods": "time: mean", "model_token": token}
     if "gpp_spread" in out:
         out["gpp_spread"].attrs = {"units": base["units"], "grid_mapping": "spatial_ref",
-                                   "long_name": f"standard deviation of the {members} downscaled ensemble members"}
+                                   "long_name": f"standard deviation of the {members} downscaled ensemble members",
+                                   "model_token": token}
     out.attrs = {
         "source": f"unique_xr diffusion downscaling (scheme {model.scheme}) of GPP_M",
         "inputs": "gpp_500m (bilinear onto the 30 m grid) + static_30m: " + ", ".join(names),
-        "downscaling_model_token": token, "downscaling_scheme": model.scheme,
+        "model_token": token, "downscaling_scheme": model.scheme,
         "downscaling_members": members, "downscaling_sampler": model.config.sampler, "downscaling_steps": steps,
         "downscaling_seed": seed, **(attrs or {}),
     }

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from unique_xr._files import private_tmp
 from unique_xr.downscale.conditioning import DownscaleInputError
 from unique_xr.errors import AllFillError, AssetReadError, CRSError
 
@@ -513,7 +514,7 @@ def write_prediction(ds: xr.Dataset, path: str | Path, grid, *, tags: Mapping[st
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = private_tmp(path)
     try:
         with rasterio.open(tmp, "w", **profile) as dst:
             for i, (n, arr, desc) in enumerate(zip(names, arrays, descriptions), start=1):

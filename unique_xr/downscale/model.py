@@ -198,8 +198,7 @@ class Downscaler:
     def save(self, out: str | Path) -> Path:
         """Write ``weights.pt`` and ``card.json`` into ``out`` (atomically per file)."""
         card = {**self.card, **self.describe(), "parameters": count_parameters(self.net), "torch": torch.__version__}
-        out = write_model_folder(out, card=card, card_name=CARD, weights=self.weights_bytes(), weights_name=WEIGHTS)
-        self.card = json.loads((out / CARD).read_text())
+        out, self.card = write_model_folder(out, card=card, card_name=CARD, files={WEIGHTS: self.weights_bytes()})
         return out
 
 
@@ -207,10 +206,10 @@ def load_downscaler(path: str | Path, *, device: str = "cpu") -> Downscaler:
     """Read a model folder written by :func:`unique_xr.downscale.fit` (or ``unique-xr downscale fit``)."""
     path = Path(path)
     hint = " Training did not finish; run fit again with resume to complete it." if (path / CHECKPOINT).exists() else ""
-    card, blob = read_model_folder(path, card_name=CARD, weights_name=WEIGHTS, error=ModelFolderError,
+    card, blobs = read_model_folder(path, card_name=CARD, files=[WEIGHTS], error=ModelFolderError,
                                    what="a downscaling model folder", hint=hint)
     try:
-        model = Downscaler.from_weights(card, blob)
+        model = Downscaler.from_weights(card, blobs[WEIGHTS])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a card whose configuration does not fit
         raise ModelFolderError(f"{path / CARD} and {path / WEIGHTS} do not fit together ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''}): the card was edited or the files "

@@ -17,12 +17,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from unique_xr._files import write_atomic
 from unique_xr.errors import SpecError
 
-__all__ = ["CARD_FILE", "ModelCard", "library_versions"]
+__all__ = ["CARD_FILE", "MODEL_FILE", "ModelCard", "library_versions"]
 
 CARD_FILE = "model_card.json"
+#: The LightGBM model text beside the card.
+MODEL_FILE = "model.txt"
 CARD_VERSION = 1
 
 
@@ -61,9 +62,11 @@ class ModelCard:
         Cross-validation scheme and summary scores (LightGBM and every baseline, same rows).
     feature_importance
         Total gain per feature of the final model.
-    model_sha256
-        SHA-256 of ``model.txt``, checked before LightGBM parses the file (a damaged file can crash
-        LightGBM's parser in native code). Set by :meth:`GppModel.save`.
+    sha256
+        ``{"model.txt": SHA-256}``, checked before LightGBM parses the file (a damaged file can crash
+        LightGBM's parser in native code); the model-folder format of every model kind
+        (:func:`unique_xr._files.write_model_folder`). Set by :meth:`GppModel.save`; read from
+        ``model_sha256`` in cards written before it, empty in cards older still.
     """
 
     kind: str
@@ -80,9 +83,14 @@ class ModelCard:
     baselines: dict[str, Any] = field(default_factory=dict)
     feature_importance: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=library_versions)
-    model_sha256: str | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     card_version: int = CARD_VERSION
+
+    @property
+    def model_sha256(self) -> str | None:
+        """The recorded SHA-256 of ``model.txt`` (None in folders written before checksums)."""
+        return self.sha256.get(MODEL_FILE)
 
     @property
     def feature_names(self) -> list[str]:
@@ -90,11 +98,6 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def save(self, directory: str | os.PathLike) -> Path:
-        path = Path(directory) / CARD_FILE
-        write_atomic(path, (json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n").encode())
-        return path
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ModelCard:
@@ -113,13 +116,13 @@ class ModelCard:
                 f"{path} has card_version {data.get('card_version')!r}; this unique_xr reads version "
                 f"{CARD_VERSION}. Retrain the model with this version."
             )
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """A card from its JSON (a card of the one-file checksum format gets ``sha256`` from ``model_sha256``)."""
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+        card = cls(**{k: v for k, v in data.items() if k in known})
+        if not card.sha256 and data.get("model_sha256"):
+            card.sha256 = {MODEL_FILE: data["model_sha256"]}
+        return card

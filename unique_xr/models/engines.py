@@ -1,9 +1,9 @@
 """Tree engines and the handle that carries a trained model to Dask workers.
 
-A :class:`ModelHandle` holds the model as LightGBM text plus its hash. It is what goes into a Dask
-graph: one key that every block depends on, so a distributed worker receives (and unpickles) it
-once, however many blocks it runs. The predictor built from it (a LightGBM booster, or a compiled
-lleaves model) is cached per process by model hash and engine, so it is also built once per worker.
+A :class:`ModelHandle` holds the model as LightGBM text plus its hash; it is the LightGBM kind of
+:class:`~unique_xr.models.handle.WorkerHandle`, the one way models reach Dask workers: one graph key
+that every block depends on, so a distributed worker receives it once, and a predictor (a LightGBM
+booster, or a compiled lleaves model) built once per process and engine (:func:`handle_loads` counts).
 
 Engines
     ``"lightgbm"``
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,13 @@ import numpy as np
 from unique_xr._files import write_atomic
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
+from unique_xr.models.handle import WorkerHandle, clear_handle_cache, handle_loads
 
 __all__ = ["ENGINES", "ModelHandle", "cache_dir", "handle_loads"]
 
 ENGINES = ("lightgbm", "lleaves")
 
 Predictor = Callable[[np.ndarray, int], np.ndarray]
-
-_MAX_CACHED = 8  # predictors kept per process (a few models at once is the realistic maximum)
-_PREDICTORS: OrderedDict[tuple[str, str, str], Predictor] = OrderedDict()
-_LOCK = threading.Lock()
-_LOADS: Counter[str] = Counter()
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
@@ -55,17 +50,10 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unique_xr"
 
 
-def handle_loads() -> dict[str, int]:
-    """How many times a :class:`ModelHandle` was unpickled in this process, by model hash.
+class ModelHandle(WorkerHandle):
+    """A tree model as LightGBM text, its hash and the engine to run it with (a :class:`WorkerHandle`).
 
-    On a distributed worker this counts how often the model was shipped to it; for a graph of many
-    blocks it stays at one per worker.
-    """
-    return dict(_LOADS)
-
-
-class ModelHandle:
-    """A tree model as text, its hash and the engine to run it with; cheap to pickle once.
+    The predictor built from it is cached per process by hash, engine and cache folder.
 
     Parameters
     ----------
@@ -77,52 +65,37 @@ class ModelHandle:
         Folder for compiled artefacts (``None``: :func:`cache_dir`).
     """
 
+    kind = "lightgbm"
+    options = ("engine", "cache")
+
     def __init__(self, text: str, *, engine: str = "lightgbm", cache: str | os.PathLike | None = None) -> None:
         if engine not in ENGINES:
             raise SpecError(f"engine must be one of {ENGINES}, got {engine!r}.")
-        self.text = text
+        self.data = text.encode()
         self.engine = engine
         self.cache = str(cache_dir(cache))
-        self.token = hashlib.sha256(text.encode()).hexdigest()[:24]
+        self.token = hashlib.sha256(self.data).hexdigest()[:24]
 
     @classmethod
     def from_booster(cls, booster: Any, **kwargs: Any) -> ModelHandle:
         return cls(booster.model_to_string(), **kwargs)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"text": self.text, "engine": self.engine, "cache": self.cache, "token": self.token}
+    @property
+    def text(self) -> str:
+        """The LightGBM model text."""
+        return self.data.decode()
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        _LOADS[self.token] += 1
-
-    def __dask_tokenize__(self):
-        return ("unique_xr.ModelHandle", self.token, self.engine, self.cache)
-
-    def __repr__(self) -> str:
-        return f"ModelHandle(token={self.token!r}, engine={self.engine!r})"
+    def build(self) -> Predictor:
+        return _BUILDERS[self.engine](self)
 
     def predict(self, X: np.ndarray, *, threads: int = 1) -> np.ndarray:
         """Raw tree output for a float64 ``(rows, features)`` matrix (NaN = missing)."""
-        return _predictor(self)(np.ascontiguousarray(X, dtype="float64"), threads)
-
-
-def _predictor(handle: ModelHandle) -> Predictor:
-    key = (handle.token, handle.engine, handle.cache)
-    with _LOCK:
-        if key in _PREDICTORS:
-            _PREDICTORS.move_to_end(key)
-        else:
-            _PREDICTORS[key] = _BUILDERS[handle.engine](handle)
-            while len(_PREDICTORS) > _MAX_CACHED:
-                _PREDICTORS.popitem(last=False)
-        return _PREDICTORS[key]
+        return self.get()(np.ascontiguousarray(X, dtype="float64"), threads)
 
 
 def clear_predictors() -> None:
     """Forget the predictors built in this process (the on-disk cache stays)."""
-    with _LOCK:
-        _PREDICTORS.clear()
+    clear_handle_cache(ModelHandle.kind)
 
 
 # --------------------------------------------------------------------------------------------

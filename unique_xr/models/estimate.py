@@ -391,13 +391,13 @@ def _wrap(data, sub: xr.Dataset, original: xr.Dataset, plan: BlockPlan, handle: 
         grid_mapping = "spatial_ref"
     spatial = {"grid_mapping": grid_mapping} if grid_mapping else {}
     gpp = xr.DataArray(data[0], dims=DIMS, coords=coords, attrs=cf_attrs(
-        "gpp", cell_methods="time: mean", model_kind=plan.recipe.kind, model_hash=handle.token,
+        "gpp", cell_methods="time: mean", model_kind=plan.recipe.kind, model_token=handle.token,
         engine=handle.engine, **spatial))
     count = xr.DataArray(data[1], dims=DIMS, coords=coords).astype("uint8")
     count.attrs = {"long_name": "number of model features with a value", "units": "1",
                    "valid_range": [0, len(plan.features)], **spatial}
     out = xr.Dataset({"gpp": gpp, COUNT_NAME: count})
     out.attrs = {"Conventions": "CF-1.10", "source": f"unique_xr {plan.recipe.kind} LightGBM model",
-                 "model_kind": plan.recipe.kind, "model_hash": handle.token, "engine": handle.engine,
+                 "model_kind": plan.recipe.kind, "model_token": handle.token, "engine": handle.engine,
                  "model_trees": int(model.card.best_iteration or 0)}
     return out

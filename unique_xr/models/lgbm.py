@@ -20,7 +20,6 @@ Early stopping
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import warnings
@@ -33,13 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unique_xr._files import write_atomic, write_csv
+from unique_xr._files import SHA256_KEY, check_model_files, write_csv, write_model_folder
 from unique_xr._optional import import_optional
 from unique_xr.errors import MissingVariableError, ModelFolderError, SpecError
 from unique_xr.models import baselines as bl
 from unique_xr.models import cv
 from unique_xr.models import scores as scoring
-from unique_xr.models.card import CARD_FILE, ModelCard, library_versions
+from unique_xr.models.card import CARD_FILE, MODEL_FILE, ModelCard, library_versions
 from unique_xr.models.features import (
     INPUTS,
     RECIPES,
@@ -51,7 +50,6 @@ from unique_xr.schema import check_range
 
 __all__ = ["DEFAULT_PARAMS", "GppModel", "TrainConfig", "TrainResult", "load_model", "read_table", "train"]
 
-MODEL_FILE = "model.txt"
 RAD_FLOOR = 25.0  # W m-2: keeps the per-radiation target finite in polar winter
 CLEAR_FRACTION = 0.55  # R_toa -> shortwave where no shortwave is given (a scale, not a model)
 
@@ -413,13 +411,12 @@ class GppModel:
         return out
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``model.txt``, then ``model_card.json`` with the model's SHA-256 (the card last)."""
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        text = self.booster.model_to_string().encode()
-        self.card.model_sha256 = hashlib.sha256(text).hexdigest()
-        write_atomic(path / MODEL_FILE, text)
-        self.card.save(path)
+        """Write ``model.txt``, then ``model_card.json`` with its SHA-256 (the card last; the one model-folder
+        format, :func:`unique_xr._files.write_model_folder`)."""
+        card = {k: v for k, v in self.card.to_dict().items() if k != SHA256_KEY}
+        path, written = write_model_folder(directory, card=card, card_name=CARD_FILE,
+                                           files={MODEL_FILE: self.booster.model_to_string().encode()})
+        self.card.sha256 = written[SHA256_KEY]
         return path
 
 
@@ -467,22 +464,17 @@ def features_emptied_by(recipe: Recipe, absent: tuple[str, ...]) -> set[str]:
 _MODEL_TEXT_END = "end of parameters"
 
 
-def _checked_model_text(model_path: Path, card: ModelCard) -> str:
+def _checked_model_text(directory: Path, card: ModelCard) -> str:
     """The text of ``model.txt``, checked before LightGBM parses it.
 
     LightGBM's parser runs in native code and a truncated file can crash the process instead of
-    raising, so the text must match the SHA-256 in the card. Cards written before checksums were
-    recorded get a structural check instead: the text must run to LightGBM's closing parameters block.
+    raising, so the text must match the SHA-256 in the card (:func:`unique_xr._files.check_model_files`).
+    Cards written before checksums were recorded get a structural check instead: the text must run to
+    LightGBM's closing parameters block.
     """
-    blob = model_path.read_bytes()
-    if card.model_sha256 is not None:
-        seen = hashlib.sha256(blob).hexdigest()
-        if seen != card.model_sha256:
-            raise ModelFolderError(
-                f"{model_path} does not match the checksum in its {CARD_FILE} (sha256 {seen[:12]}..., recorded "
-                f"{card.model_sha256[:12]}...): the file is damaged or was replaced. Retrain the model or restore "
-                "the folder; unique_xr does not hand an unchecked model file to LightGBM."
-            )
+    model_path = directory / MODEL_FILE
+    blob = check_model_files(directory, {SHA256_KEY: card.sha256}, [MODEL_FILE], card_name=CARD_FILE,
+                             error=ModelFolderError, required=False)[MODEL_FILE]
     try:
         text = blob.decode()
     except UnicodeDecodeError as err:
@@ -501,9 +493,7 @@ def load_model(directory: str | os.PathLike) -> GppModel:
     lgb = import_optional("lightgbm", purpose="loading GPP models")
     card = ModelCard.load(directory)
     model_path = Path(directory) / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelFolderError(f"{model_path} is missing: the model directory is incomplete; retrain it.")
-    text = _checked_model_text(model_path, card)
+    text = _checked_model_text(Path(directory), card)
     try:
         booster = lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as err:

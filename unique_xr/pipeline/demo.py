@@ -322,7 +322,7 @@ def run_downscale_gpp(cube_dir: str | Path, model, *, members: int = 4, steps: i
     summary = _gpp_summary(written)
     if "gpp_spread" in written:
         summary["spread_mean"] = round(float(dask.compute(written["gpp_spread"].mean())[0]), 3)
-    summary.update({"model_token": written.attrs["downscaling_model_token"], "members": members,
+    summary.update({"model_token": written.attrs["model_token"], "members": members,
                     "steps": written.attrs["downscaling_steps"]})
     png = None
     if figure:

@@ -1,7 +1,7 @@
 """A seeded synthetic forest cube: the annual CNN's inputs on a small grid, with gaps.
 
 :func:`synthetic_forest_cube` returns an :class:`xarray.Dataset` with dims ``(time, y, x)`` holding
-the time-varying inputs of the annual GPP/NEE CNN, named as :data:`unique_xr.towers.forest.INPUTS`
+the time-varying inputs of the annual GPP/NEE CNN, named as :data:`unique_xr.models.cnn.schema.INPUTS`
 names them (``lai``, ``evi``, ``et``, ``t_day``, ``t_night``, ``precip``, in those units), and a
 static ``igbp`` land-cover layer ``(y, x)`` with MODIS MCD12Q1 ``LC_Type1`` numbers 1-17 (the
 order of :data:`unique_xr.towers.sites.IGBP_CLASSES`; forests are 1-5).
@@ -24,7 +24,7 @@ import xarray as xr
 
 from unique_xr.errors import SpecError
 from unique_xr.grid import GridSpec
-from unique_xr.towers.forest import INPUTS
+from unique_xr.models.cnn.schema import INPUTS
 from unique_xr.towers.sites import IGBP_CLASSES
 
 __all__ = ["FOREST_CUBE_STEPS", "synthetic_forest_cube"]

@@ -4,7 +4,8 @@ The gap-tolerant CNN (Wu, EGU2020-2135) reads seven inputs per forest location: 
 evapotranspiration (ET), daytime and night-time land-surface temperature (LSTD, LSTN),
 precipitation and the forest type. The FLUXNET2015 tables in ``shared/data/towers`` carry a
 subset, so :func:`forest_table` maps what they have onto named inputs and says which column
-stands in for which input (:data:`INPUTS`; the model card repeats it):
+stands in for which input (:data:`SOURCE_COLUMNS`; the inputs, their units and the forest types are the
+CNN's schema, :mod:`unique_xr.models.cnn.schema`, which the model card repeats):
 
 =============  ==================================================================  ==========
 input          taken from (first column present)                                   paper input
@@ -42,6 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from unique_xr.models.cnn.schema import ANNUAL_UNITS, FOREST_TYPES, INPUTS
 from unique_xr.towers._common import TowerDataError
 from unique_xr.towers.sites import igbp_code
 
@@ -49,36 +51,26 @@ __all__ = [
     "ANNUAL_UNITS",
     "FOREST_TYPES",
     "INPUTS",
+    "SOURCE_COLUMNS",
     "annual_fluxes",
     "day_length_hours",
     "forest_table",
     "read_forest_table",
 ]
 
-#: IGBP forest classes, in the order the CNN's forest-type columns use.
-FOREST_TYPES: tuple[str, ...] = ("ENF", "EBF", "DNF", "DBF", "MF")
-#: Units of the annual sums written by :func:`annual_fluxes` and ``unique-xr cnn predict``.
-ANNUAL_UNITS = "g m-2 yr-1"
 #: Nights shorter than this (hours) leave ``t_night`` missing.
 MIN_NIGHT_HOURS = 3.0
 #: Latent heat of vaporisation (J kg-1) used to turn latent heat into ET.
 LATENT_HEAT = 2.45e6
 
-#: The inputs a forest table provides: name -> units, source columns in order of preference,
-#: and the input of the paper it stands for.
-INPUTS: dict[str, dict] = {
-    "lai": {"units": "m2 m-2", "columns": ("LAI",), "paper": "NDVI",
-            "note": "remote-sensing leaf area index stands in for NDVI (no NDVI column in the tables)"},
-    "evi": {"units": "1", "columns": ("EVI",), "paper": "EVI", "note": "EVI as given in the table"},
-    "et": {"units": "mm d-1", "columns": ("LE_CORR", "LE_F_MDS", "LE"), "paper": "ET",
-           "note": "tower latent heat (energy-balance corrected where available) / 2.45e6 J kg-1"},
-    "t_day": {"units": "degC", "columns": ("TA_ERA_DAY", "TA_F_DAY"), "paper": "LSTD",
-              "note": "daytime air temperature stands in for daytime land-surface temperature"},
-    "t_night": {"units": "degC", "columns": ("TA_ERA", "TA_F"), "paper": "LSTN",
-                "note": "night-time air temperature from the 24-h and daytime means and the day length "
-                        "stands in for night-time land-surface temperature"},
-    "precip": {"units": "mm d-1", "columns": ("P_ERA", "P_F"), "paper": "precipitation",
-               "note": "precipitation (ERA-Interim downscaled where the table has it)"},
+#: The tower columns that stand in for each input of the CNN's schema (:data:`INPUTS`), in order of preference.
+SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "lai": ("LAI",),
+    "evi": ("EVI",),
+    "et": ("LE_CORR", "LE_F_MDS", "LE"),
+    "t_day": ("TA_ERA_DAY", "TA_F_DAY"),
+    "t_night": ("TA_ERA", "TA_F"),
+    "precip": ("P_ERA", "P_F"),
 }
 #: Night-time means given by the official FLUXNET2015 MM/DD files; used as they are when present.
 NIGHT_COLUMNS: tuple[str, ...] = ("TA_ERA_NIGHT", "TA_F_NIGHT")
@@ -157,8 +149,8 @@ def forest_table(df: pd.DataFrame, *, forests_only: bool = True) -> pd.DataFrame
     out["lat"] = df[lat_col].to_numpy(dtype=float) if lat_col else np.nan
     used: dict[str, str | None] = {}
     absent = []
-    for name, info in INPUTS.items():
-        col = _first(cols, info["columns"])
+    for name in INPUTS:
+        col = _first(cols, SOURCE_COLUMNS[name])
         used[name] = col
         if col is None:
             out[name] = np.nan
@@ -178,7 +170,7 @@ def forest_table(df: pd.DataFrame, *, forests_only: bool = True) -> pd.DataFrame
                 used[name] = None
                 absent.append(name)
                 continue
-            used[name] = f"{col} & {_first(cols, INPUTS['t_day']['columns'])} & day length"
+            used[name] = f"{col} & {_first(cols, SOURCE_COLUMNS['t_day'])} & day length"
         out[name] = values
     for name, candidates in TARGETS.items():
         col = _first(cols, candidates)
@@ -190,7 +182,7 @@ def forest_table(df: pd.DataFrame, *, forests_only: bool = True) -> pd.DataFrame
     if absent:
         warnings.warn(
             f"The table has no column for input(s) {absent} (looked for "
-            + "; ".join(f"{n}: {'/'.join(INPUTS[n]['columns'])}" for n in absent)
+            + "; ".join(f"{n}: {'/'.join(SOURCE_COLUMNS[n])}" for n in absent)
             + "); they are treated as missing everywhere.",
             UserWarning,
             stacklevel=2,
@@ -203,7 +195,7 @@ def forest_table(df: pd.DataFrame, *, forests_only: bool = True) -> pd.DataFrame
 
 
 def _night_temperature(mean: np.ndarray, out: pd.DataFrame, df: pd.DataFrame, cols: list[str]) -> np.ndarray | None:
-    day_col = _first(cols, INPUTS["t_day"]["columns"])
+    day_col = _first(cols, SOURCE_COLUMNS["t_day"])
     if day_col is None or out["lat"].isna().all():
         return None
     t_day = df[day_col].to_numpy(dtype=float)

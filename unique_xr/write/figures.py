@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from unique_xr._files import save_figure
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
 from unique_xr.schema import GPP_UNITS, require_variables
@@ -209,6 +210,6 @@ def cube_plot(ds: xr.Dataset, path: str | Path, *, day: str | None = None, perio
     note = f"{ny} x {nx} pixels" + (f", drawn averaged {factor} x {factor}" if factor > 1 else "")
     fig.suptitle(f"{title or 'Daily gross primary productivity'}\n{note}; grey: no value", fontsize=10)
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path

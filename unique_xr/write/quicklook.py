@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unique_xr._files import save_figure
 from unique_xr._optional import import_optional
 
 
@@ -62,7 +63,7 @@ def quicklook(cubes: Mapping[str, object], path: str | Path, *, dpi: int = 90) -
         ax.axis("off")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -152,7 +153,7 @@ def gpp_map(cubes: Mapping[str, object], path: str | Path, *, max_30m: int = 3, 
         lines.append("inputs absent (treated as missing): " + "; ".join(absent))
     fig.suptitle("\n".join(lines), fontsize=10)
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -250,12 +251,12 @@ def gpp_downscaled_map(cubes: Mapping[str, object], path: str | Path, *, day: st
     bar = fig.colorbar(shown, ax=gpp_axes, shrink=0.85, pad=0.02, location="left")
     bar.set_label(GPP_LABEL)
     km = ((extent[1] - extent[0]) / 1000.0, (extent[3] - extent[2]) / 1000.0)
-    model = daily.attrs.get("downscaling_model_token", "?")
+    model = daily.attrs.get("model_token", "?")
     steps = daily.attrs.get("downscaling_steps", "?")
     fig.supxlabel(f"each panel {km[0]:.1f} x {km[1]:.1f} km; scheme {daily.attrs.get('downscaling_scheme', '?')}, "
                   f"{members} members, {steps} DDIM steps, model {model}; grey: no estimate", fontsize=8)
     fig.suptitle(title or "Daily GPP downscaled 500 m -> 30 m", fontsize=10)
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path

@@ -22,9 +22,9 @@ from unique_xr.models.cnn.cube import (
 )
 from unique_xr.models.cnn.featuremap import MapSpec, feature_maps_from_table
 from unique_xr.models.cnn.model import fit_cnn
+from unique_xr.models.cnn.schema import ANNUAL_UNITS, FOREST_TYPES
 from unique_xr.testing import raise_if_dask_computes
 from unique_xr.testing.forest import synthetic_forest_cube
-from unique_xr.towers.forest import ANNUAL_UNITS, FOREST_TYPES
 from unique_xr.towers.sites import IGBP_CLASSES
 
 CHUNKS = {"y": 8, "x": 8}

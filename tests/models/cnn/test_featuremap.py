@@ -22,7 +22,7 @@ from unique_xr.models.cnn.featuremap import (
     forest_one_hot,
     step_of_day,
 )
-from unique_xr.towers.forest import FOREST_TYPES, INPUTS
+from unique_xr.models.cnn.schema import FOREST_TYPES, INPUTS
 
 AGDS = "towers/fluxnet2015_daily_4sites"
 DAILY_VARIABLES = ("TA_F", "P_F", "VPD_F")

@@ -290,7 +290,7 @@ def test_save_load_round_trip(tiny_model, held_out, tmp_path):
     assert card["kind"] == "annual_cnn" and card["units"] == "g m-2 yr-1"
     assert "< 0 is uptake" in card["targets"]["nee"]
     assert card["n_train"] == 120 and "torch" in card["versions"]
-    assert len(card["weights_sha256"]) == 64
+    assert list(card["sha256"]) == [WEIGHTS] and len(card["sha256"][WEIGHTS]) == 64  # the one model-folder format
     # saving again over the same folder gives the same card and weights
     before = (folder / WEIGHTS).read_bytes()
     tiny_model.save(folder)

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from unique_xr._files import save_figure
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
 from unique_xr.models.cnn.featuremap import FeatureMaps, MapSpec
-from unique_xr.towers.forest import INPUTS
+from unique_xr.models.cnn.schema import INPUTS
 
 __all__ = ["attribution_figure", "by_forest_type", "occlusion_sensitivity", "step_importance",
            "variable_importance"]
@@ -279,6 +280,6 @@ def attribution_figure(by_type: Mapping[str, np.ndarray], spec: MapSpec, path: s
     fig.suptitle(f"Occlusion sensitivity of annual {target.upper()} by forest type")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unique_xr._files import write_atomic, write_csv
+from unique_xr._files import save_figure, write_atomic, write_csv
 from unique_xr._optional import import_optional
 from unique_xr.errors import SpecError
 from unique_xr.models.cnn.featuremap import FeatureMaps
@@ -51,7 +51,7 @@ from unique_xr.models.cnn.model import TARGETS, CnnConfig, fit_cnn
 from unique_xr.models.cnn.occlusion import hide_at_random
 from unique_xr.models.cv import Folds, check_no_leakage, site_folds
 from unique_xr.models.scores import metrics
-from unique_xr.towers.forest import ANNUAL_UNITS
+from unique_xr.models.cnn.schema import ANNUAL_UNITS
 
 __all__ = [
     "CLASSIC_MODELS",
@@ -492,6 +492,6 @@ def missingness_figure(skill: pd.DataFrame, path: str | os.PathLike, *, natural_
     axes[0, 0].legend(fontsize=8, frameon=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path

@@ -43,8 +43,9 @@ from unique_xr.models.cnn.featuremap import (
     MapSpec,
     step_of_day,
 )
+from unique_xr.models.handle import WorkerHandle
 from unique_xr.schema import DIMS
-from unique_xr.towers.forest import ANNUAL_UNITS
+from unique_xr.models.cnn.schema import ANNUAL_UNITS
 from unique_xr.towers.sites import IGBP_CLASSES, igbp_code
 
 __all__ = ["CnnHandle", "estimate_annual", "feature_maps_from_cube", "forest_type_index", "step_means",
@@ -184,27 +185,29 @@ def _block_estimate(handle: CnnHandle, group: np.ndarray, land_cover: np.ndarray
     return out.reshape(3, n_years, ny, nx)
 
 
-class CnnHandle:
-    """A trained :class:`~unique_xr.models.cnn.model.AnnualCNN` as one Dask graph key.
+class CnnHandle(WorkerHandle):
+    """A trained :class:`~unique_xr.models.cnn.model.AnnualCNN` as one Dask graph key (a :class:`WorkerHandle`).
 
-    The model pickles without its built networks (they are rebuilt once per process from the
-    weights), and the handle is tokenized by :attr:`AnnualCNN.token <unique_xr.models.cnn.model.AnnualCNN.token>`, so every
-    block depends on the same key and a worker receives the model once.
+    It carries the weights as bytes and the model's description, tokenized by
+    :attr:`AnnualCNN.token <unique_xr.models.cnn.model.AnnualCNN.token>`, so every block depends on the
+    same key, a worker receives the model once and builds it (and its networks) once per process.
     """
 
+    kind = "annual_cnn"
+
     def __init__(self, model: Any) -> None:
-        self.model = model
+        self.data = model.weights_bytes()
+        self.describe = model.describe()
         self.token = model.token
 
-    def __dask_tokenize__(self):
-        return ("unique_xr.CnnHandle", self.token)
+    def build(self):
+        from unique_xr.models.cnn.model import AnnualCNN
 
-    def __repr__(self) -> str:
-        return f"CnnHandle(token={self.token!r})"
+        return AnnualCNN.from_weights(self.describe, self.data)
 
     def predict(self, maps: FeatureMaps, *, threads: int | None = None) -> np.ndarray:
         """``(gpp, nee)`` per map with ``threads`` torch threads; the networks are built once per process."""
-        return self.model.predict(maps, threads=threads)
+        return self.get().predict(maps, threads=threads)
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from unique_xr.errors import SpecError
-from unique_xr.towers.forest import FOREST_TYPES, INPUTS
+from unique_xr.models.cnn.schema import FOREST_TYPES, INPUTS
 
 __all__ = [
     "DEFAULT_VARIABLES",
@@ -40,7 +40,7 @@ __all__ = [
 
 #: Time step name -> (rows per year, days per row; 0 for calendar months).
 TIME_STEPS: dict[str, tuple[int, int]] = {"monthly": (12, 0), "16-day": (23, 16), "8-day": (46, 8)}
-#: The time-varying inputs of the shipped configuration (see :data:`unique_xr.towers.forest.INPUTS`).
+#: The time-varying inputs of the shipped configuration (see :data:`unique_xr.models.cnn.schema.INPUTS`).
 DEFAULT_VARIABLES: tuple[str, ...] = tuple(INPUTS)
 
 

@@ -42,11 +42,11 @@ import pandas as pd
 from unique_xr._files import load_tensors, read_model_folder, write_model_folder
 from unique_xr._optional import import_optional
 from unique_xr._threads import torch_threads
-from unique_xr.errors import NotFittedError, SpecError, UniqueXrError
+from unique_xr.errors import CnnFolderError, NotFittedError, SpecError
 from unique_xr.models.card import library_versions
 from unique_xr.models.cnn.featuremap import FeatureMaps, MapSpec
 from unique_xr.models.cnn.occlusion import Occlusion, occlude
-from unique_xr.towers.forest import ANNUAL_UNITS, INPUTS
+from unique_xr.models.cnn.schema import ANNUAL_UNITS, INPUTS
 
 __all__ = ["CARD", "WEIGHTS", "AnnualCNN", "CnnConfig", "CnnFolderError", "fit_cnn", "load_cnn"]
 
@@ -56,10 +56,6 @@ KIND = "annual_cnn"
 #: Guards building the networks of a model shared by threads (one lock for the process: a lock does not pickle).
 _BUILD_LOCK = threading.Lock()
 TARGETS = ("gpp", "nee")
-
-
-class CnnFolderError(UniqueXrError, FileNotFoundError):
-    """A CNN model folder is missing, incomplete or damaged."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,15 +239,32 @@ class AnnualCNN:
 
     # --- folder -------------------------------------------------------------------------------
 
+    def weights_bytes(self) -> bytes:
+        """The ensemble's weights as in ``weights.pt`` (``torch.save`` of the list of state dicts)."""
+        buf = io.BytesIO()
+        _torch().save(self.states, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_weights(cls, describe: dict[str, Any], weights: bytes, *, where: str | Path = WEIGHTS,
+                     card: dict[str, Any] | None = None) -> AnnualCNN:
+        """The model of :meth:`describe` (or a card) with the weights of :meth:`weights_bytes`."""
+        states = load_tensors(weights, where, error=CnnFolderError)
+        return cls(
+            MapSpec.from_dict(describe["spec"]), CnnConfig.from_dict(describe["config"]),
+            np.asarray(describe["input_mean"], np.float32), np.asarray(describe["input_std"], np.float32),
+            np.asarray(describe["target_mean"]), np.asarray(describe["target_std"]), states=states,
+            card=card if card is not None else {},
+        )
+
     def save(self, out: str | Path) -> Path:
         """Write ``weights.pt`` and ``card.json`` into the folder ``out``."""
         torch = _torch()
-        buf = io.BytesIO()
-        torch.save(self.states, buf)
         card = {**self.card, **self.describe(), "targets": {"gpp": f"annual GPP ({ANNUAL_UNITS})",
                                                             "nee": f"annual NEE ({ANNUAL_UNITS}), < 0 is uptake"},
                 "units": ANNUAL_UNITS, "versions": {**library_versions(), "torch": torch.__version__}}
-        return write_model_folder(out, card=card, card_name=CARD, weights=buf.getvalue(), weights_name=WEIGHTS)
+        folder, _ = write_model_folder(out, card=card, card_name=CARD, files={WEIGHTS: self.weights_bytes()})
+        return folder
 
 
 def _check_spec(got: MapSpec, want: MapSpec) -> None:
@@ -369,16 +382,11 @@ def _loss(diff, kind: str):
 def load_cnn(path: str | Path) -> AnnualCNN:
     """Read a model folder written by :meth:`AnnualCNN.save` (or ``unique-xr cnn train``)."""
     _torch()  # a missing torch is an ImportError naming the extra
-    card, blob = read_model_folder(path, card_name=CARD, weights_name=WEIGHTS, error=CnnFolderError,
+    card, blobs = read_model_folder(path, card_name=CARD, files=[WEIGHTS], error=CnnFolderError,
                                    what="an annual CNN model folder (written by `unique-xr cnn train`)")
     if card.get("kind") != KIND:
         raise CnnFolderError(f"{path} holds a {card.get('kind')!r} model, not an annual CNN ({KIND!r}).")
-    states = load_tensors(blob, Path(path) / WEIGHTS, error=CnnFolderError)
-    return AnnualCNN(
-        MapSpec.from_dict(card["spec"]), CnnConfig.from_dict(card["config"]),
-        np.asarray(card["input_mean"], np.float32), np.asarray(card["input_std"], np.float32),
-        np.asarray(card["target_mean"]), np.asarray(card["target_std"]), states=states, card=card,
-    )
+    return AnnualCNN.from_weights(card, blobs[WEIGHTS], where=Path(path) / WEIGHTS, card=card)
 
 
 def describe_inputs(spec: MapSpec) -> list[dict[str, Any]]:

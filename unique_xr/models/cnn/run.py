@@ -24,7 +24,8 @@ from unique_xr.models.cnn.featuremap import (
     feature_maps_from_table,
 )
 from unique_xr.models.cnn.model import AnnualCNN, CnnConfig, describe_inputs, fit_cnn
-from unique_xr.towers.forest import FOREST_TYPES, annual_fluxes, read_forest_table
+from unique_xr.models.cnn.schema import FOREST_TYPES
+from unique_xr.towers.forest import annual_fluxes, read_forest_table
 
 __all__ = ["PREDICTION_COLUMNS", "load_training_set", "predict_table", "score_model", "train_from_table",
            "write_csv"]
