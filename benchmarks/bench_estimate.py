@@ -187,7 +187,7 @@ def bench_estimate_vs_predict(kind: str, model, shape, block: tuple[int, int], t
     import dask
 
     import unique_xr  # noqa: F401  (registers ds.gpp)
-    from unique_xr.models import engines, features
+    from unique_xr.models import engines
     from unique_xr.testing.cube import synthetic_inputs
 
     est = importlib.import_module("unique_xr.models.estimate")
@@ -229,20 +229,10 @@ def bench_estimate_vs_predict(kind: str, model, shape, block: tuple[int, int], t
     same_threads_raw = bool(np.array_equal(timing["booster_n"][1], timing["booster_1"][1]))
 
     # where estimate's time goes: the same graph on one thread (sync scheduler), pieces timed
-    targets = [(est, "predict_block", "predict_block"), (est, "_latitude", "latitude"),
+    targets = [(est, "predict_block", "predict_block"), (est, "pixel_lonlat", "latitude"),
                (est, "_feature_matrix", "feature_matrix"), (est, "_inputs", "inputs"),
-               (est, "resolve_inputs", "resolve_inputs"), (est, "derive_features", "derive_features"),
-               (est, "predict_matrix", "predict_matrix"), (engines.ModelHandle, "predict", "trees"),
-               (features, "centred_median", "running median (centred_median)"),
-               (features, "_fill_smooth", "gap fill + smoothing (_fill_smooth, incl. median)")]
-    import xarray as xr
-    from xarray.computation import rolling
-
-    targets += [(xr.DataArray, "interpolate_na", "interpolate_na"),
-                (rolling.DataArrayRolling, "mean", "rolling mean"),
-                (rolling.DataArrayRolling, "median", "rolling median (xarray)")]
-    detail = ("running median (centred_median)", "gap fill + smoothing (_fill_smooth, incl. median)",
-              "interpolate_na", "rolling mean", "rolling median (xarray)")
+               (est, "feature_matrix", "feature engine"), (est, "radiation_lookup", "radiation"),
+               (est, "predict_matrix", "predict_matrix"), (engines.ModelHandle, "predict", "trees")]
     breakdown_runs = []
     for _ in range(repeat):
         with timed(targets) as pieces:
@@ -254,17 +244,15 @@ def bench_estimate_vs_predict(kind: str, model, shape, block: tuple[int, int], t
         breakdown_runs.append((wall, dict(pieces)))
     wall_sync, pieces = min(breakdown_runs, key=lambda r: r[0])
     get = lambda key: pieces.get(key, 0.0)  # noqa: E731
-    inputs = get("inputs") or get("resolve_inputs")
-    assembly = get("feature_matrix") - get("derive_features") - inputs if "feature_matrix" in pieces else 0.0
     share = {
         "trees (LightGBM predict, 1 thread)": get("trees"),
-        "derive_features": get("derive_features"),
-        "resolve_inputs (names, units, first-batch unit check)": inputs,
-        "feature matrix assembly (batch Dataset, float64 copies)": assembly,
-        "to_gpp + count of valid features": get("predict_matrix") - get("trees"),
+        "feature engine (one compiled pass: gap fill, medians, means, indices, matrix, counts)": get("feature engine"),
+        "inputs (names, units, first-batch unit check)": get("inputs"),
+        "TOA radiation (once per latitude)": get("radiation"),
+        "to_gpp (radiation scale, required features)": get("predict_matrix") - get("trees"),
         "latitude from x/y (pyproj)": get("latitude"),
     }
-    share["rest of predict_block (batching, output copies)"] = get("predict_block") - sum(share.values())
+    share["rest of predict_block (batching, output transpose)"] = get("predict_block") - sum(share.values())
     share["Dask and xarray outside the blocks (sync scheduler)"] = wall_sync - get("predict_block")
     t_b1, t_bn = timing["booster_1"][0], timing["booster_n"][0]
     t_e1, t_en = timing["estimate_1"][0], timing["estimate_n"][0]
@@ -287,8 +275,8 @@ def bench_estimate_vs_predict(kind: str, model, shape, block: tuple[int, int], t
         "ratio": round(t_bn / t_en, 3),
         "ratio_1_thread": round(t_b1 / t_en, 3),
         "ratio_both_1_thread": round(t_b1 / t_e1, 3),
-        "goal_ratio": 0.95,
-        "goal_met": t_bn / t_en >= 0.95,
+        "goal_ratio": 0.9,  # issue 18 (issue 4 asked 0.95)
+        "goal_met": t_bn / t_en >= 0.9,
         "same_pixels_bit_identical": identical,
         "count_matches_finite_features": count_ok,
         "booster_threads_agree": same_threads_raw,
@@ -296,7 +284,6 @@ def bench_estimate_vs_predict(kind: str, model, shape, block: tuple[int, int], t
             "wall_seconds": round(wall_sync, 3),
             "seconds": {k: round(v, 3) for k, v in share.items()},
             "share": {k: round(v / wall_sync, 3) for k, v in share.items()},
-            "derive_detail_seconds": {k: round(v, 3) for k, v in pieces.items() if k in detail},
         },
     }
     return record, X
@@ -581,6 +568,8 @@ def main(argv: list[str] | None = None) -> dict:
         if e2e:  # the same cube as a: the compiled engine's estimate against booster.predict there
             booster_mpd = results["gpp_m"]["booster_predict"]["mpd_per_s"]
             e2e["lleaves_estimate_vs_booster_predict"] = round(e2e["lleaves_mpd_per_s"] / booster_mpd, 3)
+            e2e["goal_vs_booster_predict"] = 2.0  # issue 18
+            e2e["goal_met"] = e2e["lleaves_estimate_vs_booster_predict"] >= 2.0
         results["tasks"] = bench_tasks(models, {"gpp_l": _shape(args.task_shape_l),
                                                 "gpp_m": _shape(args.task_shape_m)}, args.task_sides)
         big = None

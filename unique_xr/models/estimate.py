@@ -2,8 +2,9 @@
 
 The flow for one block (numpy only; :func:`predict_block`)::
 
-    raw variables (table names or registry roles) -> resolve_inputs -> derive_features
-        -> feature matrix -> tree engine -> x radiation scale, NaN where reflectance is missing
+    raw variables (table names or registry roles) -> resolve_arrays -> feature engine (one
+        compiled pass: the feature matrix) -> tree engine -> x radiation scale, NaN where
+        reflectance is missing
 
 It is the same code path as ``unique-xr predict`` on a table, so a cube holding the table's
 columns gives the table's GPP. On Dask the graph has one task per output block (plus the rechunk of
@@ -39,12 +40,14 @@ import xarray as xr
 from unique_xr.errors import MissingVariableError, SpecError
 from unique_xr.grid import pixel_lonlat
 from unique_xr.models.engines import ModelHandle
+from unique_xr.features.engine import feature_matrix, radiation_lookup
 from unique_xr.models.features import (
     Recipe,
-    derive_features,
+    engine_inputs,
+    engine_params,
     input_columns,
     landsat_dn_to_roles,
-    resolve_inputs,
+    resolve_arrays,
 )
 from unique_xr.schema import DIMS, cf_attrs
 
@@ -86,6 +89,9 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
 
     ``arrays`` are the raw variables named in ``plan.names`` (``(time, y, x)``, or ``(y, x)`` where
     ``plan.static``), followed by the ``y`` and ``x`` coordinates when ``plan.crs`` is set.
+    Features are derived by the feature engine (:func:`unique_xr.features.engine.feature_matrix`)
+    straight into the matrix the trees read, each pixel's days in consecutive rows, in batches of
+    about ``plan.batch_rows`` pixel-days (one matrix allocated per block).
     """
     data = list(arrays[: len(plan.names)])
     names = list(plan.names)
@@ -102,58 +108,66 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
     npix = ny * nx
     flat = [a.reshape(npix) if s else a.reshape(nt, npix) for a, s in zip(data, static, strict=True)]
     times = pd.DatetimeIndex(np.asarray(time).astype("datetime64[ns]"))
-    out = np.full((2, nt, npix), np.nan, dtype="float32")
-    step = max(1, plan.batch_rows // max(nt, 1))
+    clock = _Clock(doy=times.dayofyear.to_numpy().astype("float64"),
+                   t=times.asi8.astype("float64"))
+    out = np.full((2, npix, nt), np.nan, dtype="float32")
+    step = max(1, min(plan.batch_rows // max(nt, 1), npix))
+    buffer = np.empty((step * nt, len(plan.features)), dtype="float64")
     for start in range(0, npix, step):
         sl = slice(start, min(start + step, npix))
         columns = {n: a[sl] if s else a[:, sl] for n, a, s in zip(names, flat, static, strict=True)}
         # units are checked on the first batch of each block: a median per variable is cheap once
-        X = _feature_matrix(columns, times, plan, check_units=start == 0)
-        gpp, count = predict_matrix(handle, X, plan)
-        out[0, :, sl] = gpp.reshape(nt, -1)
-        out[1, :, sl] = count.reshape(nt, -1)
-    return out.reshape(2, nt, ny, nx)
+        X, count = _feature_matrix(columns, clock, plan, check_units=start == 0,
+                                   out=buffer[: (sl.stop - start) * nt])
+        gpp, count = predict_matrix(handle, X, plan, count=count)
+        out[0, sl] = gpp.reshape(-1, nt)
+        out[1, sl] = count.reshape(-1, nt)
+    return out.transpose(0, 2, 1).reshape(2, nt, ny, nx)
 
 
-def _feature_matrix(columns: dict[str, np.ndarray], times: pd.DatetimeIndex, plan: BlockPlan, *,
-                    check_units: bool) -> np.ndarray:
-    """``(time * pixel, feature)`` float64 matrix of one batch, time-major like the block."""
-    nt, npix = len(times), next(a.shape[-1] for a in columns.values())
+@dataclass(frozen=True)
+class _Clock:
+    doy: np.ndarray  # day of year per step
+    t: np.ndarray  # time per step, float nanoseconds
+
+
+def _feature_matrix(columns: dict[str, np.ndarray], clock: _Clock, plan: BlockPlan, *, check_units: bool,
+                    out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixel * time, feature)`` float64 matrix of one batch (each pixel's days consecutive) and
+    the count of finite features per row."""
+    nt, npix = len(clock.t), next(a.shape[-1] for a in columns.values())
     if plan.from_features:
-        feats = columns
-    else:
-        batch = xr.Dataset({n: (("pixel",), a) if a.ndim == 1 else (("time", "pixel"), a) for n, a in columns.items()},
-                           coords={"time": times})
-        inputs = _inputs(batch, plan.recipe, plan.allow_missing, check_units=check_units)
-        derived = derive_features(inputs, plan.recipe)
-        feats = {f: derived[f].transpose(..., "pixel").data for f in plan.features}
-    X = np.empty((nt * npix, len(plan.features)), dtype="float64")
-    view = X.reshape(nt, npix, len(plan.features))
-    for j, f in enumerate(plan.features):
-        view[:, :, j] = feats[f]  # broadcasts (pixel,) and (time, 1) features without a copy first
-    return X
+        view = out.reshape(npix, nt, len(plan.features))
+        for j, f in enumerate(plan.features):
+            view[:, :, j] = np.broadcast_to(columns[f], (nt, npix)).T
+        return out, np.isfinite(out).sum(axis=1)
+    arrays = _inputs(columns, plan.recipe, plan.allow_missing, check_units=check_units, shape=(nt, npix))
+    rad_table, rad_col = radiation_lookup(arrays["lat"], clock.doy)
+    return feature_matrix(**engine_inputs(arrays, plan.recipe), rad_table=rad_table, rad_col=rad_col,
+                          doy=clock.doy, t=clock.t, pixel_major=True, out=out, **engine_params(plan.recipe))
 
 
-def _inputs(batch: xr.Dataset, recipe: Recipe, allow_missing: tuple[str, ...], *, check_units: bool) -> xr.Dataset:
-    """Canonical inputs of one batch: the tower tables' raw Landsat DN are converted first."""
-    if recipe.kind == "gpp_l" and "QA_PIXEL" in batch and "red" not in batch:
-        shape = (batch.sizes["time"], batch.sizes["pixel"])
-        frame = pd.DataFrame({n: np.broadcast_to(v.transpose(..., "pixel").values, shape).reshape(-1)
-                              for n, v in batch.data_vars.items()})
+def _inputs(columns: dict[str, np.ndarray], recipe: Recipe, allow_missing: tuple[str, ...], *, check_units: bool,
+            shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Canonical inputs of one batch (numpy): the tower tables' raw Landsat DN are converted first."""
+    if recipe.kind == "gpp_l" and "QA_PIXEL" in columns and "red" not in columns:
+        frame = pd.DataFrame({n: np.broadcast_to(v, shape).reshape(-1) for n, v in columns.items()})
         frame = landsat_dn_to_roles(frame, recipe)
-        batch = xr.Dataset({c: (("time", "pixel"), frame[c].to_numpy().reshape(shape)) for c in frame.columns},
-                           coords={"time": batch["time"]})
-    return resolve_inputs(batch, recipe, allow_missing=allow_missing, check_units=check_units)
+        columns = {c: frame[c].to_numpy().reshape(shape) for c in frame.columns}
+    return resolve_arrays(columns, recipe, allow_missing=allow_missing, check_units=check_units,
+                          nan_like=lambda: np.full(shape, np.nan), float64=False)
 
 
-def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan) -> tuple[np.ndarray, np.ndarray]:
-    """GPP (float32) and the number of finite features per row of a feature matrix."""
+def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan,
+                   count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """GPP (float32) and the number of finite features per row of a feature matrix (``count`` if
+    already known)."""
     from unique_xr.models.lgbm import to_gpp
 
     index = {f: i for i, f in enumerate(plan.features)}
     raw = handle.predict(X, threads=plan.threads)
     gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, plan.required)
-    return gpp.astype("float32"), np.isfinite(X).sum(axis=1)
+    return gpp.astype("float32"), np.isfinite(X).sum(axis=1) if count is None else count
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,10 +349,8 @@ def _input_variables(ds: xr.Dataset, recipe: Recipe, allow_missing: tuple[str, .
                 "CF grid mapping ('spatial_ref' with crs_wkt, as GridSpec.attach and rioxarray write)."
             )
     # every input must be findable now, before a graph exists: a zero-size batch computes nothing
-    empty = xr.Dataset({n: (("time", "pixel"), np.empty((0, 0), ds[n].dtype)) if "time" in ds[n].dims
-                        else (("pixel",), np.empty(0, ds[n].dtype)) for n in names},
-                       coords={"time": np.empty(0, "datetime64[ns]")})
-    _inputs(empty, recipe, allow_missing + (("lat",) if crs else ()), check_units=False)
+    empty = {n: np.empty((0, 0) if "time" in ds[n].dims else (0,), ds[n].dtype) for n in names}
+    _inputs(empty, recipe, allow_missing + (("lat",) if crs else ()), check_units=False, shape=(0, 0))
     return names, crs
 
 

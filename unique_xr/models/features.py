@@ -21,7 +21,7 @@ Two recipes ship:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -30,7 +30,17 @@ import pandas as pd
 import xarray as xr
 
 from unique_xr.errors import MissingVariableError, SpecError
-from unique_xr.schema import check_range
+from unique_xr.features import engine
+from unique_xr.features.engine import feature_matrix, feature_names, radiation_lookup, toa_radiation
+from unique_xr.schema import VARIABLES, check_range
+from unique_xr.search.collections import (
+    LANDSAT_ASSETS,
+    LANDSAT_TABLE_COLUMNS,
+    MCD43A4_TABLE_COLUMNS,
+    MODIS_BAND_ROLES,
+    MODIS_LST_TABLE_COLUMNS,
+    get_collection,
+)
 
 __all__ = [
     "INPUTS",
@@ -89,54 +99,71 @@ def _pa_to_hpa(da: xr.DataArray) -> xr.DataArray:
     return da / 100.0
 
 
-def _band(i: int, role: str) -> tuple[Alias, ...]:
-    return (Alias(f"Nadir_Reflectance_Band{i}", "1"), Alias(role, "1"))
+def _canonical(variable: str) -> dict[str, Any]:
+    """Units and valid range of ``variable`` as :data:`unique_xr.schema.VARIABLES` states them."""
+    return {"units": VARIABLES[variable]["units"], "valid_range": VARIABLES[variable]["valid_range"]}
 
 
-_MODIS_ROLES = ("red", "nir", "blue", "green", "nir2", "swir1", "swir2")
-_LANDSAT_ROLES = ("blue", "green", "red", "nir", "swir1", "swir2")
+# band numbers, roles and column names come from the collection registry
+_NBAR = get_collection("mcd43a4")
+_LANDSAT = get_collection("landsat-c2-l2")
+#: MCD43A4 band roles in band order (1-7)
+_MODIS_ROLES = tuple(MODIS_BAND_ROLES.values())
+#: the Landsat reflective bands the data layer loads
+_LANDSAT_ROLES = tuple(a.role for a in _LANDSAT.resolve_assets(LANDSAT_ASSETS) if a.kind == "reflectance")
+
+
+def _band(role: str) -> tuple[Alias, ...]:
+    """NBAR ``role`` as the tower tables' column (``Nadir_Reflectance_Band<n>``) or by role."""
+    return (Alias(MCD43A4_TABLE_COLUMNS[role][0], "1"), Alias(role, "1"))
+
 
 INPUTS: dict[str, Input] = {
     **{
-        f"nbar_{role}": Input(f"nbar_{role}", "1", f"MCD43A4 NBAR reflectance, {role} (band {i})",
-                              _band(i, role), (-0.2, 1.6))
-        for i, role in enumerate(_MODIS_ROLES, start=1)
+        f"nbar_{role}": Input(f"nbar_{role}", description=f"MCD43A4 NBAR reflectance, {role} (band {i})",
+                              aliases=_band(role), **_canonical(role))
+        for i, role in MODIS_BAND_ROLES.items()
     },
     **{
         f"nbar_qa_{role}": Input(f"nbar_qa_{role}", "1", f"MCD43A4 mandatory QA, {role} (band {i})",
-                                 (Alias(f"QA_Band{i}", "class"), Alias(f"qa_{role}", "1")))
-        for i, role in enumerate(_MODIS_ROLES, start=1)
+                                 (Alias(MCD43A4_TABLE_COLUMNS[role][1], "class"), Alias(_NBAR.qa_of(role).role, "1")))
+        for i, role in MODIS_BAND_ROLES.items()
     },
-    "lst_day_terra": Input("lst_day_terra", "K", "MOD11A1 day land-surface temperature (Terra)",
-                           (Alias("LST_Day_1km_Terra", "K"), Alias("lst_day", "K")), (150.0, 360.0)),
-    "lst_day_aqua": Input("lst_day_aqua", "K", "MYD11A1 day land-surface temperature (Aqua)",
-                          (Alias("LST_Day_1km_Aqua", "K"), Alias("lst_day_aqua", "K")), (150.0, 360.0)),
+    "lst_day_terra": Input("lst_day_terra", description="MOD11A1 day land-surface temperature (Terra)",
+                           aliases=(Alias(MODIS_LST_TABLE_COLUMNS["lst_day_terra"][0], "K"), Alias("lst_day", "K")),
+                           **_canonical("lst_day")),
+    "lst_day_aqua": Input("lst_day_aqua", description="MYD11A1 day land-surface temperature (Aqua)",
+                          aliases=(Alias(MODIS_LST_TABLE_COLUMNS["lst_day_aqua"][0], "K"), Alias("lst_day_aqua", "K")),
+                          **_canonical("lst_day")),
     **{
-        f"sr_{role}": Input(f"sr_{role}", "1", f"Landsat C2 L2 surface reflectance, {role}",
-                            (Alias(role, "1"),), (-0.2, 1.6))
+        f"sr_{role}": Input(f"sr_{role}", description=f"Landsat C2 L2 surface reflectance, {role}",
+                            aliases=(Alias(role, "1"),), **_canonical(role))
         for role in _LANDSAT_ROLES
     },
-    "landsat_st": Input("landsat_st", "K", "Landsat C2 L2 surface temperature",
-                        (Alias("lst_day", "K"), Alias("lst_day_l457", "K")), (150.0, 360.0)),
+    "landsat_st": Input("landsat_st", description="Landsat C2 L2 surface temperature",
+                        aliases=tuple(Alias(a.role, a.units) for a in _LANDSAT.assets if a.kind == "temperature"),
+                        **_canonical("lst_day")),
+    # schema's -90..60 degC: the records bound every daily mean, so no real site is refused (a
+    # narrower -60..50 would refuse the Antarctic plateau), and a median in Kelvin (250-310) still fails
     "air_temperature": Input(
-        "air_temperature", "degC", "daily mean air temperature (tower, else reanalysis)",
-        (Alias("tower_temp", "degC"), Alias("TA_F", "degC"), Alias("air_temperature", "degC"),
-         Alias("t2m_era5", "K", _k_to_c)),
-        (-60.0, 50.0),
+        "air_temperature", description="daily mean air temperature (tower, else reanalysis)",
+        aliases=(Alias("tower_temp", "degC"), Alias("TA_F", "degC"), Alias("air_temperature", "degC"),
+                 Alias("t2m_era5", "K", _k_to_c)),
+        **_canonical("air_temperature"),
     ),
     "shortwave_radiation": Input(
-        "shortwave_radiation", "W m-2", "daily mean incoming shortwave radiation (tower, else reanalysis)",
-        (Alias("tower_ppfd", "mol m-2 s-1", _ppfd_to_sw), Alias("SW_IN_F", "W m-2"),
-         Alias("shortwave_radiation", "W m-2"), Alias("ssrd_era5", "J m-2 d-1", _per_day_to_watts)),
-        (0.0, 500.0),
+        "shortwave_radiation", description="daily mean incoming shortwave radiation (tower, else reanalysis)",
+        aliases=(Alias("tower_ppfd", "mol m-2 s-1", _ppfd_to_sw), Alias("SW_IN_F", "W m-2"),
+                 Alias("shortwave_radiation", "W m-2"), Alias("ssrd_era5", "J m-2 d-1", _per_day_to_watts)),
+        **_canonical("shortwave_radiation"),
     ),
     "vpd": Input(
-        "vpd", "hPa", "daily mean vapour pressure deficit (tower)",
-        (Alias("tower_vpd", "Pa", _pa_to_hpa), Alias("VPD_F", "hPa"), Alias("vpd", "hPa")),
-        (0.0, 120.0),
+        "vpd", description="daily mean vapour pressure deficit (tower)",
+        aliases=(Alias("tower_vpd", "Pa", _pa_to_hpa), Alias("VPD_F", "hPa"), Alias("vpd", "hPa")),
+        **_canonical("vpd"),
     ),
-    "lat": Input("lat", "degree_north", "latitude of the site or pixel",
-                 (Alias("lat", "degree_north"), Alias("latitude", "degree_north")), (-90.0, 90.0)),
+    "lat": Input("lat", description="latitude of the site or pixel",
+                 aliases=(Alias("lat", "degrees_north"), Alias("latitude", "degrees_north")), **_canonical("latitude")),
 }
 
 #: MCD43A4 mandatory QA values kept: 0 full inversion, 1 magnitude inversion (as ints in cubes,
@@ -193,15 +220,8 @@ class Recipe:
 
     @property
     def features(self) -> tuple[str, ...]:
-        """Feature names, in the order the trees see them."""
-        bands = [f"b_{r}" for r in (_MODIS_ROLES if self.kind == "gpp_m" else _LANDSAT_ROLES)]
-        out = [*bands, "ndvi", "evi", "nirv", "kndvi", "lswi", "nd_swir2", "lst", "doy", "rad_toa",
-               "nirv_x_rad_toa", "evi_x_rad_toa", "air_temperature", "shortwave_radiation", "vpd",
-               "nirv_x_shortwave"]
-        if self.kind == "gpp_m":
-            for w in self.met_windows:
-                out += [f"air_temperature_{w}d", f"shortwave_radiation_{w}d", f"vpd_{w}d"]
-        return tuple(out)
+        """Feature names, in the order the trees see them (the columns of the feature engine)."""
+        return feature_names(recipe_roles(self), self.met_windows if self.kind == "gpp_m" else ())
 
     @property
     def required_features(self) -> tuple[str, ...]:
@@ -268,41 +288,62 @@ def resolve_inputs(ds: xr.Dataset, recipe: Recipe, *, allow_missing: tuple[str, 
         An input's median is outside its valid range (for example reflectance left as DN, or
         temperature in K given under a degC name).
     """
-    out: dict[str, xr.DataArray] = {}
-    missing: list[str] = []
     template = _template(ds)
+    out = resolve_arrays({n: ds[n] for n in ds.variables}, recipe, allow_missing=allow_missing,
+                         check_units=check_units, nan_like=lambda: xr.full_like(template, np.nan, dtype="float64"),
+                         seen=list(ds.data_vars))
+    return xr.Dataset({n: da.drop_attrs() if hasattr(da, "drop_attrs") else da for n, da in out.items()})
+
+
+def resolve_arrays(columns: Mapping[str, Any], recipe: Recipe, *, allow_missing: tuple[str, ...] = (),
+                   check_units: bool = True, nan_like: Callable[[], Any], seen: Sequence[Hashable] | None = None,
+                   float64: bool = True) -> dict[str, Any]:
+    """:func:`resolve_inputs` on a mapping of arrays (numpy, or DataArrays), without building a Dataset.
+
+    ``nan_like()`` makes the all-NaN array of an input allowed to be missing. With ``float64=False``
+    a float32 input that needs no unit conversion is passed as it is (the feature engine reads it
+    as float64 without a copy).
+    """
+    out: dict[str, Any] = {}
+    missing: list[str] = []
     for name in (*recipe.inputs, *recipe.optional_inputs):
         spec = INPUTS[name]
-        found = [a for a in spec.aliases if a.name in ds.variables]
+        found = [a for a in spec.aliases if a.name in columns]
         if not found:
             if name in recipe.inputs and name not in allow_missing:
                 missing.append(name)
             elif name in recipe.inputs:
-                out[name] = xr.full_like(template, np.nan, dtype="float64")
+                out[name] = nan_like()
             continue
-        combined: xr.DataArray | None = None
+        combined = None
         for alias in found:
-            da = ds[alias.name]
+            da = columns[alias.name]
             if name.startswith("nbar_qa_"):
                 da = _nbar_qa_ok(da)
             else:
-                da = da.astype("float64")
+                if float64 or alias.convert is not None or da.dtype not in (np.float32, np.float64):
+                    da = da.astype("float64")
                 if alias.convert is not None:
                     da = alias.convert(da)
                 if check_units:
                     _check_units(da, spec, alias)
-            combined = da if combined is None else combined.fillna(da)
-        out[name] = combined.drop_attrs() if hasattr(combined, "drop_attrs") else combined
+            if combined is None:
+                combined = da
+            elif isinstance(combined, xr.DataArray):
+                combined = combined.fillna(da)
+            else:
+                combined = np.where(np.isnan(combined), da, combined)
+        out[name] = combined
     if missing:
         lines = [f"  {m}: one of {', '.join(repr(a.name) for a in INPUTS[m].aliases)}" for m in missing]
         raise MissingVariableError(
             f"The {recipe.kind} model needs inputs that are not in the data ({len(missing)} missing):\n"
             + "\n".join(lines)
-            + f"\nVariables seen: {sorted(map(str, ds.data_vars))}.\n"
+            + f"\nVariables seen: {sorted(map(str, columns if seen is None else seen))}.\n"
             "Add or rename the columns; to predict with an input knowingly absent, pass "
             f"allow_missing={tuple(missing)!r} (its values become NaN, which the trees treat as missing)."
         )
-    return xr.Dataset(out)
+    return out
 
 
 def _template(ds: xr.Dataset) -> xr.DataArray:
@@ -312,9 +353,10 @@ def _template(ds: xr.Dataset) -> xr.DataArray:
     return next(iter(ds.data_vars.values()))
 
 
-def _nbar_qa_ok(da: xr.DataArray) -> xr.DataArray:
+def _nbar_qa_ok(da: Any) -> Any:
     if da.dtype.kind in "OUS":
-        return da.isin(list(_NBAR_QA_OK_NAMES))
+        names = list(_NBAR_QA_OK_NAMES)
+        return da.isin(names) if isinstance(da, xr.DataArray) else np.isin(da, names)
     return (da == 0) | (da == 1)
 
 
@@ -323,10 +365,15 @@ def _nbar_qa_ok(da: xr.DataArray) -> xr.DataArray:
 _FILL_VALUES = (32767.0, -32768.0, 65535.0, -9999.0)
 
 
-def _check_units(da: xr.DataArray, spec: Input, alias: Alias) -> None:
-    if spec.valid_range is None or da.chunks is not None:
+#: values the unit check's median is taken over (a strided sample of larger inputs)
+_UNIT_SAMPLE = 65_536
+
+
+def _check_units(da: Any, spec: Input, alias: Alias) -> None:
+    if spec.valid_range is None or getattr(da, "chunks", None) is not None:
         return  # cubes are range-checked by the data layer when loaded; never compute here
-    values = np.asarray(da.values, dtype="float64")
+    values = np.asarray(da, dtype="float64").reshape(-1)
+    values = values[:: max(1, values.size // _UNIT_SAMPLE)]
     lo, hi = spec.valid_range
     check_range(
         values[~np.isin(values, _FILL_VALUES)], spec.name, spec.valid_range,
@@ -337,160 +384,111 @@ def _check_units(da: xr.DataArray, spec: Input, alias: Alias) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# features
+# features: the xarray edge of the feature engine (unique_xr.features.engine)
 
 
-def toa_radiation(lat_deg: Any, doy: Any) -> Any:
-    """Daily mean top-of-atmosphere shortwave radiation (W m-2), FAO-56 eq. 21-25.
-
-    .. math::
-        R_a = \\frac{S_0}{\\pi} d_r \\left[\\omega_s \\sin\\varphi \\sin\\delta
-              + \\cos\\varphi \\cos\\delta \\sin\\omega_s\\right]
-
-    Examples
-    --------
-    >>> round(float(toa_radiation(0.0, 80)), 0)  # equator, late March
-    438.0
-    >>> float(toa_radiation(-70.0, 172))  # polar night
-    0.0
-    """
-    doy = np.asarray(doy, dtype="float64") if not isinstance(doy, xr.DataArray) else doy
-    phi = np.deg2rad(lat_deg)
-    dr = 1 + 0.033 * np.cos(2 * np.pi * doy / 365)
-    dec = 0.409 * np.sin(2 * np.pi * doy / 365 - 1.39)
-    ws = np.arccos(np.clip(-np.tan(phi) * np.tan(dec), -1, 1))
-    return 1367.0 / np.pi * dr * (ws * np.sin(phi) * np.sin(dec) + np.cos(phi) * np.cos(dec) * np.sin(ws))
+def engine_params(recipe: Recipe, t_unit_days: float = 86400e9) -> dict[str, Any]:
+    """Keyword arguments of :func:`unique_xr.features.engine.feature_matrix` for ``recipe``, with
+    time in units of ``t_unit_days`` per day (nanoseconds by default)."""
+    if recipe.kind == "gpp_m":
+        lst_gap = min(recipe.gap_days, 10)
+        return {"gap": (recipe.gap_days + 1) * t_unit_days if recipe.gap_days > 0 else 0.0,
+                "lst_gap": (lst_gap + 1) * t_unit_days if lst_gap > 0 else 0.0,
+                "smooth": recipe.smooth_days, "lst_window": 7, "met_windows": recipe.met_windows}
+    return {}
 
 
-def _nd(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
-    return (a - b) / (a + b)
+def recipe_roles(recipe: Recipe) -> tuple[str, ...]:
+    """Band roles of ``recipe``, in the order of its ``b_*`` features."""
+    return _MODIS_ROLES if recipe.kind == "gpp_m" else _LANDSAT_ROLES
 
 
-def _interp_gaps(a: np.ndarray, t: np.ndarray, *, max_gap: float, axis: int = -1) -> np.ndarray:
-    """Linear interpolation along ``axis`` across interior NaN runs whose neighbouring values are
-    at most ``max_gap`` apart in ``t``; leading and trailing NaN stay.
-
-    Whole-array operations over every series at once. It gives the values of
-    ``DataArray.interpolate_na(use_coordinate=True, max_gap=...)`` (``np.interp``'s formula on
-    the float nanosecond axis), which loops over the series in Python and was most of the feature
-    time on cubes.
-    """
-    a = np.moveaxis(a, axis, 0)
-    n = a.shape[0]
-    valid = ~np.isnan(a)
-    idx = np.arange(n).reshape((n,) + (1,) * (a.ndim - 1))
-    prev = np.maximum.accumulate(np.where(valid, idx, -1), axis=0)
-    nxt = np.minimum.accumulate(np.where(valid, idx, n)[::-1], axis=0)[::-1]
-    fill = ~valid & (prev >= 0) & (nxt < n)
-    prev, nxt = np.clip(prev, 0, n - 1), np.clip(nxt, 0, n - 1)
-    x0, x1 = t[prev], t[nxt]
-    fill &= (x1 - x0) <= max_gap
-    y0, y1 = np.take_along_axis(a, prev, axis=0), np.take_along_axis(a, nxt, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):  # x1 == x0 on valid points: not used
-        value = (y1 - y0) / (x1 - x0) * (t.reshape(idx.shape) - x0) + y0
-    return np.moveaxis(np.where(fill, value, a), 0, axis)
+def engine_inputs(arrays: Mapping[str, np.ndarray], recipe: Recipe) -> dict[str, Any]:
+    """Group canonical inputs (numpy) as :func:`~unique_xr.features.engine.feature_matrix` takes them."""
+    roles = recipe_roles(recipe)
+    if recipe.kind == "gpp_m":
+        bands = [arrays[f"nbar_{r}"] for r in roles]
+        qa = [arrays[f"nbar_qa_{r}"] for r in roles] if all(f"nbar_qa_{r}" in arrays for r in roles) else None
+        if qa is None and any(f"nbar_qa_{r}" in arrays for r in roles):  # some bands with QA: the rest pass
+            qa = [arrays.get(f"nbar_qa_{r}", np.True_) for r in roles]
+        lst = [arrays["lst_day_terra"], arrays["lst_day_aqua"]]
+    else:
+        bands, qa, lst = [arrays[f"sr_{r}"] for r in roles], None, [arrays["landsat_st"]]
+    return {"bands": bands, "roles": roles, "qa": qa, "lst": lst,
+            "met": [arrays[m] for m in ("air_temperature", "shortwave_radiation", "vpd")]}
 
 
-def fill_gaps(da: xr.DataArray, max_gap_days: float) -> xr.DataArray:
-    """Interpolate NaN gaps along ``time`` of at most ``max_gap_days`` between valid neighbours."""
-    t = da["time"].values.astype("datetime64[ns]").astype("int64").astype("float64")
-    kwargs = {"t": t, "max_gap": max_gap_days * 86400e9}
-    if da.chunks is None:  # in place along the time axis, no transposed copy
-        return da.copy(data=_interp_gaps(da.values.astype("float64"), axis=da.get_axis_num("time"), **kwargs))
-    return xr.apply_ufunc(_interp_gaps, da.astype("float64"), kwargs=kwargs, input_core_dims=[["time"]],
-                          output_core_dims=[["time"]], dask="parallelized",
-                          output_dtypes=["float64"]).transpose(*da.dims)
+def _derive_block(*arrays: np.ndarray, names: tuple[str, ...], static: tuple[bool, ...], doy: np.ndarray,
+                  t: np.ndarray, recipe: Recipe, along_time: bool) -> np.ndarray:
+    """Features of one block: inputs ``(..., time)`` (``(...)`` where ``static``) -> ``(..., time, feature)``."""
+    full = np.broadcast_shapes(*(a.shape + ((1,) if s and along_time else ()) for a, s in zip(arrays, static,
+                                                                                                strict=True)))
+    nt = full[-1] if along_time else int(np.prod(full))
+    npix = int(np.prod(full[:-1])) if along_time else 1
 
+    def as_tp(a: np.ndarray, s: bool) -> np.ndarray:  # -> (time, pixel)
+        a = np.broadcast_to(a[..., None] if s and along_time else a, full)
+        return a.reshape(npix, nt).T if along_time else a.reshape(nt, 1)
 
-def _fill_smooth(da: xr.DataArray, *, gap_days: int, window: int, stat: str) -> xr.DataArray:
-    if gap_days > 0:
-        da = fill_gaps(da, gap_days + 1)
-    if window > 1:
-        if stat == "median":
-            return centred_median(da, window)
-        da = da.rolling(time=window, center=True, min_periods=1).mean()
-    return da
-
-
-def _move_median_centred(a: np.ndarray, window: int) -> np.ndarray:
-    """Centred running median along the last axis, NaN ignored, at least one value per window."""
-    import bottleneck as bn
-
-    half = (window - 1) // 2  # the window of day i is [i - window + 1 + half, i + half], as in xarray
-    n = a.shape[-1]
-    # NaN on both sides, so even a series shorter than the window has whole windows
-    padded = np.pad(a, [(0, 0)] * (a.ndim - 1) + [(window - 1 - half, half)], constant_values=np.nan)
-    return bn.move_median(padded, window, min_count=1, axis=-1)[..., window - 1: window - 1 + n]
-
-
-def centred_median(da: xr.DataArray, window: int) -> xr.DataArray:
-    """``da.rolling(time=window, center=True, min_periods=1).median()``, with bottleneck.
-
-    xarray computes a rolling median by building every window and calling ``nanmedian`` (about
-    60x slower here and ``window`` times the memory); bottleneck's moving median gives the same
-    values. On Dask input ``time`` must be a single chunk.
-    """
-    return xr.apply_ufunc(_move_median_centred, da.astype("float64"), kwargs={"window": window},
-                          input_core_dims=[["time"]], output_core_dims=[["time"]], dask="parallelized",
-                          output_dtypes=["float64"]).transpose(*da.dims)
+    series = {n: as_tp(a, s) for n, a, s in zip(names, arrays, static, strict=True)}
+    if along_time and series["lat"].shape[0] and (series["lat"] == series["lat"][:1]).all():
+        rad_table, rad_col = radiation_lookup(series["lat"][0], doy)
+    else:
+        rad_table, rad_col = radiation_lookup(series["lat"], doy)
+    X, _ = feature_matrix(**engine_inputs(series, recipe), rad_table=rad_table, rad_col=rad_col, doy=doy, t=t,
+                          pixel_major=True, **engine_params(recipe))
+    return X.reshape(*full, X.shape[-1]) if along_time else X.reshape(*full, 1, X.shape[-1])[..., 0, :]
 
 
 def derive_features(inputs: xr.Dataset, recipe: Recipe) -> xr.Dataset:
     """Feature variables of ``recipe`` from canonical ``inputs`` (output of :func:`resolve_inputs`).
 
     ``gpp_m`` needs ``time`` as a regular daily dimension (gaps are filled and windows run along
-    it); ``gpp_l`` is pointwise and only needs a ``time`` coordinate for the day of year.
+    it); ``gpp_l`` is pointwise and only needs a ``time`` coordinate for the day of year. The work is
+    :func:`unique_xr.features.engine.feature_matrix`; on Dask input, lazily, block by block (time
+    in one chunk).
     """
     if "time" not in inputs.coords:
         raise MissingVariableError(f"derive_features needs a 'time' coordinate; got coords {list(inputs.coords)}.")
-    feats: dict[str, xr.DataArray] = {}
-    if recipe.kind == "gpp_m":
-        if "time" not in inputs.dims:
-            raise SpecError("The gpp_m recipe needs 'time' as a dimension (a daily axis).")
-        bands = {}
-        for role in _MODIS_ROLES:
-            da = inputs[f"nbar_{role}"]
-            qa = inputs.get(f"nbar_qa_{role}")
-            if qa is not None:
-                da = da.where(qa)
-            da = da.where((da > 0) & (da < 1))
-            bands[role] = _fill_smooth(da, gap_days=recipe.gap_days, window=recipe.smooth_days, stat="median")
-        terra, aqua = inputs["lst_day_terra"], inputs["lst_day_aqua"]
-        seen = terra.notnull().astype("float64") + aqua.notnull()
-        lst = (terra.fillna(0.0) + aqua.fillna(0.0)) / seen.where(seen > 0)  # the mean of those seen
-        lst = _fill_smooth(lst, gap_days=min(recipe.gap_days, 10), window=7, stat="mean")
-    else:
-        bands = {role: inputs[f"sr_{role}"].where((inputs[f"sr_{role}"] > 0) & (inputs[f"sr_{role}"] < 1))
-                 for role in _LANDSAT_ROLES}
-        lst = inputs["landsat_st"]
-    for role, da in bands.items():
-        feats[f"b_{role}"] = da
-    red, nir, blue, swir1, swir2 = (bands[r] for r in ("red", "nir", "blue", "swir1", "swir2"))
-    ndvi = _nd(nir, red)
-    feats["ndvi"] = ndvi
-    feats["evi"] = 2.5 * (nir - red) / (nir + 6 * red - 7.5 * blue + 1)
-    feats["nirv"] = ndvi * nir
-    feats["kndvi"] = np.tanh(ndvi**2)
-    feats["lswi"] = _nd(nir, swir1)
-    feats["nd_swir2"] = _nd(nir, swir2)
-    feats["lst"] = lst
-    time = inputs["time"]
-    doy = time.dt.dayofyear.astype("float64")
-    feats["doy"] = doy
-    rad = toa_radiation(inputs["lat"], doy)
-    feats["rad_toa"] = rad
-    feats["nirv_x_rad_toa"] = feats["nirv"] * rad
-    feats["evi_x_rad_toa"] = feats["evi"] * rad
-    for name in ("air_temperature", "shortwave_radiation", "vpd"):
-        feats[name] = inputs[name]
-    feats["nirv_x_shortwave"] = feats["nirv"] * inputs["shortwave_radiation"]
-    if recipe.kind == "gpp_m":
-        for w in recipe.met_windows:
-            for name in ("air_temperature", "shortwave_radiation", "vpd"):
-                feats[f"{name}_{w}d"] = inputs[name].rolling(time=w, min_periods=1).mean()
+    along_time = "time" in inputs.dims
+    if recipe.kind == "gpp_m" and not along_time:
+        raise SpecError("The gpp_m recipe needs 'time' as a dimension (a daily axis).")
+    names = tuple(n for n in recipe.inputs + recipe.optional_inputs if n in inputs.data_vars)
     like = inputs[recipe.inputs[0]]
-    ds = xr.Dataset({k: feats[k].broadcast_like(like) for k in recipe.features})
-    return ds.transpose(*like.dims)
+    time = inputs["time"]
+    doy = time.dt.dayofyear.values.astype("float64").reshape(-1)
+    t = time.values.astype("datetime64[ns]").astype("int64").astype("float64").reshape(-1)
+    static = tuple(along_time and "time" not in inputs[n].dims for n in names)
+    core = [["time"] if along_time and not s else [] for s in static]
+    data = [inputs[n] if along_time else inputs[n].broadcast_like(like) for n in names]
+    out = xr.apply_ufunc(
+        _derive_block, *data, input_core_dims=core,
+        output_core_dims=[(["time"] if along_time else []) + ["feature"]],
+        kwargs={"names": names, "static": static, "doy": doy, "t": t, "recipe": recipe, "along_time": along_time},
+        dask="parallelized", output_dtypes=["float64"],
+        dask_gufunc_kwargs={"output_sizes": {"feature": len(recipe.features)}},
+    )
+    columns = feature_names(recipe_roles(recipe), recipe.met_windows if recipe.kind == "gpp_m" else ())
+    ds = xr.Dataset({f: out.isel(feature=columns.index(f)) for f in recipe.features})
+    return ds.transpose(*like.dims).drop_vars("feature", errors="ignore")
+
+
+def _along_time(func, da: xr.DataArray, **kwargs: Any) -> xr.DataArray:
+    return xr.apply_ufunc(func, da.astype("float64"), kwargs=kwargs, input_core_dims=[["time"]],
+                          output_core_dims=[["time"]], dask="parallelized",
+                          output_dtypes=["float64"]).transpose(*da.dims)
+
+
+def fill_gaps(da: xr.DataArray, max_gap_days: float) -> xr.DataArray:
+    """Interpolate NaN gaps along ``time`` of at most ``max_gap_days`` between valid neighbours."""
+    t = da["time"].values.astype("datetime64[ns]").astype("int64").astype("float64")
+    return _along_time(engine.fill_gaps, da, t=t, max_gap=max_gap_days * 86400e9)
+
+
+def centred_median(da: xr.DataArray, window: int) -> xr.DataArray:
+    """``da.rolling(time=window, center=True, min_periods=1).median()``, compiled (on Dask input
+    ``time`` must be a single chunk)."""
+    return _along_time(engine.centred_median, da, window=window)
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,7 +541,7 @@ def input_columns(recipe: Recipe) -> set[str]:
 
 
 #: raw Landsat C2 L2 columns of the tower tables (Landsat 4-7 and 8-9 band numbering)
-LANDSAT_RAW_COLUMNS = ("QA_PIXEL", *(f"SR_B{i}" for i in range(1, 8)), "ST_B6", "ST_B10")
+LANDSAT_RAW_COLUMNS = LANDSAT_TABLE_COLUMNS
 
 
 def landsat_dn_to_roles(df: pd.DataFrame, recipe: Recipe) -> pd.DataFrame:
