@@ -299,3 +299,13 @@ def test_module_is_exported_lazily():
     import unique_xr
 
     assert unique_xr.indices is indices
+
+
+@pytest.mark.parametrize("name", sorted(indices.INDICES))
+def test_index_into_dispatch_equals_the_numpy_kernel(name, l8_reflectance):
+    spec = indices.INDICES[name]
+    bands = [np.asarray(l8_reflectance[b], np.float32) for b in spec.bands]
+    out = np.empty(bands[0].size, np.float32)
+    indices.index_into(indices.INDEX_CODES[name], *(bands + [bands[0]] * (3 - len(bands))), out)
+    np.testing.assert_allclose(out, spec.kernel(*bands), rtol=1e-6, atol=1e-7)
+    assert set(indices.INDEX_CODES) == set(indices.INDICES)

@@ -32,8 +32,8 @@ from unique_xr._jit import jit, ufunc
 from unique_xr.errors import SpecError, UnitsError
 
 __all__ = [
-    "INDICES", "add_indices", "compute_index", "evi", "evi2", "evi_value", "kndvi", "kndvi_value", "lswi", "nd_value",
-    "ndvi", "nirv", "nirv_value",
+    "INDEX_CODES", "INDICES", "add_indices", "compute_index", "evi", "evi2", "evi2_value", "evi_value", "index_attrs",
+    "index_into", "kndvi", "kndvi_value", "lswi", "nd_value", "ndvi", "nirv", "nirv_value",
 ]
 
 #: EVI coefficients of the MODIS algorithm (Huete et al. 2002).
@@ -68,6 +68,7 @@ def _evi2(red, nir):
 
 nd_value = jit(_nd)  #: ``(a - b) / (a + b)``: NDVI is ``nd_value(nir, red)``, LSWI ``nd_value(nir, swir1)``
 evi_value = jit(_evi)  #: EVI of one pixel (blue, red, nir)
+evi2_value = jit(_evi2)  #: EVI2 of one pixel (red, nir)
 
 
 @jit
@@ -80,6 +81,42 @@ def nirv_value(red, nir):
 def kndvi_value(red, nir):
     """kNDVI of one pixel: tanh(NDVI^2)."""
     return np.tanh(nd_value(nir, red) ** 2)
+
+
+def kndvi_from_ndvi_squared(ndvi_sq: np.ndarray) -> np.ndarray:
+    """kNDVI from NDVI^2 with numpy's tanh, in place (float64): the values of the numpy kernels,
+    bit for bit (numba's tanh can differ from numpy's by one ulp)."""
+    return np.tanh(ndvi_sq, out=ndvi_sq)
+
+
+#: Index name -> the code :func:`index_into` takes (fused kernels pass codes, not names).
+INDEX_CODES: dict[str, int] = {"ndvi": 0, "evi": 1, "evi2": 2, "nirv": 3, "kndvi": 4, "lswi": 5}
+
+
+@jit
+def index_into(code, x0, x1, x2, out):
+    """Index ``code`` (:data:`INDEX_CODES`) of every pixel of 1-D float arrays into ``out``; ``x0, x1, x2``
+    are its bands in the order of ``INDICES[name].bands`` (unused ones are ignored). The per-array
+    dispatch fused kernels call: the branch is taken once, the loop runs on the scalar formula."""
+    n = out.size
+    if code == 0:
+        for i in range(n):
+            out[i] = nd_value(x1[i], x0[i])
+    elif code == 1:
+        for i in range(n):
+            out[i] = evi_value(x0[i], x1[i], x2[i])
+    elif code == 2:
+        for i in range(n):
+            out[i] = evi2_value(x0[i], x1[i])
+    elif code == 3:
+        for i in range(n):
+            out[i] = nirv_value(x0[i], x1[i])
+    elif code == 4:
+        for i in range(n):
+            out[i] = kndvi_value(x0[i], x1[i])
+    else:
+        for i in range(n):
+            out[i] = nd_value(x0[i], x1[i])
 
 
 _ND_UFUNC = ufunc(_nd)
@@ -312,11 +349,17 @@ def compute_index(ds: xr.Dataset, name: str, *, check_units: bool = True) -> xr.
         kwargs={"kernel": spec.kernel, "roles": spec.bands, "index": name, "check_units": check_units},
         dask="parallelized", output_dtypes=[np.float32],
     )
+    return out.rename(name).assign_attrs(index_attrs(name, bands[0]))
+
+
+def index_attrs(name: str, band: xr.DataArray) -> dict:
+    """CF attributes of index ``name`` (formula, reference) and the ``grid_mapping`` of its input ``band``."""
+    spec = _index_def(name)
     attrs = schema.cf_attrs(name, formula=spec.formula, references=spec.reference)
-    grid_mapping = bands[0].attrs.get("grid_mapping")
+    grid_mapping = band.attrs.get("grid_mapping")
     if grid_mapping is not None:
         attrs["grid_mapping"] = grid_mapping
-    return out.rename(name).assign_attrs(attrs)
+    return attrs
 
 
 def add_indices(

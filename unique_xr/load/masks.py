@@ -49,6 +49,7 @@ __all__ = [
     "mod11a1_good",
     "mod13a1_good",
     "qa_mask",
+    "status_table",
 ]
 
 
@@ -509,6 +510,15 @@ def _status_block(qa: np.ndarray, *, layout: str, dtype: str, nodata: float | No
     return status
 
 
+def status_table(layout: str, dtype: str, *, nodata: float | None, options: Mapping[str, Any]) -> np.ndarray:
+    """Status (0 masked, 1 clear, 2 fill) of every raw value of an 8/16-bit QA ``dtype``, from
+    ``table[qa - iinfo(dtype).min]``: the layout's own kernels run once over every possible value, so a
+    fused kernel reads a QA pixel with one gather and no second copy of the bit layout."""
+    info = np.iinfo(np.dtype(dtype))
+    every = np.arange(info.min, info.max + 1, dtype=np.dtype(dtype))
+    return _status_block(every, layout=layout, dtype=dtype, nodata=nodata, options=dict(options))
+
+
 # ---------------------------------------------------------------------------- xarray layer
 @dataclass(frozen=True)
 class _QALayer:
@@ -655,10 +665,13 @@ def _any_clear_gate(combined: xr.DataArray, fill: xr.DataArray, what: str):
         n_clear = int(np.count_nonzero(combined.values))
         _raise_if_none_clear(n_clear, int(np.count_nonzero(fill.values)), n_total=n_total, shape=shape, what=what)
         return None
+    return _lazy_all_masked_check(combined.data.sum(), fill.data.sum(), n_total=n_total, shape=shape, what=what)
+
+
+def _lazy_all_masked_check(n_clear, n_fill, *, n_total: int, shape: dict, what: str):
+    """0-d Dask array that raises :class:`AllMaskedError` at compute time when the lazy ``n_clear`` is 0."""
     import dask.array as dsa
 
-    n_clear = combined.data.sum()
-    n_fill = fill.data.sum()
     return dsa.blockwise(
         _raise_if_none_clear, (), n_clear, (), n_fill, (),
         n_total=n_total, shape=shape, what=what, dtype=bool, meta=np.empty((), dtype=bool),

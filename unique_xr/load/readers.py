@@ -159,6 +159,25 @@ def _all_fill_error(href: str, asset_key: str, nodata: float | None) -> AllFillE
     )
 
 
+#: (href, asset key) of assets already found not to be all fill in this process (both engines open a
+#: file once per chunk, so the check is remembered); bounded so a long-lived worker does not grow forever.
+_checked_hrefs: dict[tuple[str, str], None] = {}
+_checked_lock = threading.Lock()
+_CHECKED_MAX = 65536
+
+
+def _known_not_all_fill(key: tuple[str, str]) -> bool:
+    with _checked_lock:
+        return key in _checked_hrefs
+
+
+def _remember_not_all_fill(key: tuple[str, str]) -> None:
+    with _checked_lock:
+        if len(_checked_hrefs) >= _CHECKED_MAX:
+            _checked_hrefs.pop(next(iter(_checked_hrefs)))
+        _checked_hrefs[key] = None
+
+
 # ------------------------------------------------------------------------------------ stackstac
 _MASKED = object()  # sentinel: read through GDAL's mask (warped, or an internal/alpha mask)
 
@@ -200,7 +219,8 @@ class CheckedRioReader(AutoParallelRioReader):
                     f"{_describe(self.url, self.asset_key)} has {count} bands; unique_xr loads single-band "
                     "assets (one STAC asset per band). Choose another asset key."
                 )
-            if self.check_all_fill:
+            checked = (str(self.url), self.asset_key)  # stackstac opens a file once per chunk: check it once
+            if self.check_all_fill and not _known_not_all_fill(checked):
                 try:
                     empty = asset_is_all_fill(ds, self.nodata)
                 except rasterio.errors.RasterioError as err:
@@ -211,6 +231,7 @@ class CheckedRioReader(AutoParallelRioReader):
                 if empty:
                     ds.close()
                     raise _all_fill_error(self.url, self.asset_key, self.nodata)
+                _remember_not_all_fill(checked)
             vrt = None
             if self.spec.vrt_params != {
                 "crs": ds.crs.to_epsg() if ds.crs else None,
@@ -265,11 +286,6 @@ class CheckedRioReader(AutoParallelRioReader):
 
 
 # -------------------------------------------------------------------------------------- odc-stac
-#: (href, asset key) of assets already found not to be all fill in this process (odc-stac opens a file
-#: once per chunk, so the check is remembered); bounded so a long-lived worker does not grow forever.
-_checked_hrefs: dict[tuple[str, str], None] = {}
-_checked_lock = threading.Lock()
-_CHECKED_MAX = 65536
 
 
 class _CheckedOdcReader:
@@ -292,19 +308,12 @@ class _CheckedOdcReader:
             # both engines return the source pixel that contains each target pixel centre.
             cfg = dataclasses.replace(cfg, resampling="NEAREST")
         try:
-            if drv.check_all_fill:
-                key = (href, drv.asset_key)
-                with _checked_lock:
-                    done = key in _checked_hrefs
-                if not done:
-                    with rasterio.open(src.uri, sharing=False) as ds:
-                        empty = asset_is_all_fill(ds, drv.nodata)
-                    if empty:
-                        raise _all_fill_error(href, drv.asset_key, drv.nodata)
-                    with _checked_lock:
-                        if len(_checked_hrefs) >= _CHECKED_MAX:
-                            _checked_hrefs.pop(next(iter(_checked_hrefs)))
-                        _checked_hrefs[key] = None
+            if drv.check_all_fill and not _known_not_all_fill((href, drv.asset_key)):
+                with rasterio.open(src.uri, sharing=False) as ds:
+                    empty = asset_is_all_fill(ds, drv.nodata)
+                if empty:
+                    raise _all_fill_error(href, drv.asset_key, drv.nodata)
+                _remember_not_all_fill((href, drv.asset_key))
             return RioReader(src, self._ctx).read(cfg, dst_geobox, dst=dst, selection=selection)
         except rasterio.errors.RasterioError as err:
             raise AssetReadError(f"Could not read {_describe(href, drv.asset_key)}: {err}. {_FIX_READ}") from err

@@ -68,6 +68,8 @@ def load(
     sign: Callable[[str], str] | None = None,
     groupby: Literal["solar_day", "id"] | None = "solar_day",
     on_all_fill: Literal["raise", "nan"] = "raise",
+    mask: bool | Mapping[str, Any] = False,
+    indices: str | Sequence[str] = (),
 ) -> xr.Dataset:
     """Load STAC items as a lazy ``(time, y, x)`` Dataset on ``grid``, one variable per asset role.
 
@@ -100,6 +102,15 @@ def load(
     on_all_fill
         ``"raise"`` (default): an asset that is fill everywhere raises
         :class:`~unique_xr.errors.AllFillError` when it is read. ``"nan"``: accept it as missing data.
+    mask
+        ``True`` or a dict of :func:`~unique_xr.load.masks.apply_qa_mask` keywords (``drop_qa``,
+        ``check_all_masked`` and the layout options, e.g. ``{"snow": False}``): return the QA-masked
+        cube, as ``apply_qa_mask(load(...), collection, **mask)`` would.
+    indices
+        Vegetation indices to add (:data:`~unique_xr.features.indices.INDICES`), as
+        :func:`~unique_xr.features.indices.add_indices` would. With ``mask``, scaling, QA masking and
+        the indices run as one compiled pass per chunk (:mod:`unique_xr.load.fused`) when every band
+        is read raw (8/16-bit, nearest) — the same values, metadata and errors as the separate stages.
 
     Returns
     -------
@@ -159,7 +170,9 @@ def load(
 
     stack_asset = _stack_asset_stackstac if engine == "stackstac" else _stack_asset_odc
     by_id = {r.id: r for r in records}
-    variables = {}
+    mask_options = _mask_options(mask)
+    fused = mask_options is not None and _fusable(asset_specs, resampling)
+    variables, physical = {}, {}
     for asset in asset_specs:
         is_qa = asset.is_qa
         asset_resampling = "nearest" if asset.kind in _CATEGORICAL_KINDS else resampling
@@ -176,11 +189,15 @@ def load(
             records, asset, grid=grid, chunks=out_chunks, resampling=asset_resampling, dtype=raw_dtype,
             fill=fill, sign=sign, check_all_fill=on_all_fill == "raise",
         )
+        missing = None
         if is_qa:
             values, dtype = raw, raw_dtype
+        elif fused:  # raw DN until the fused kernel; mosaicked where the physical value would be NaN
+            values, dtype, physical[asset.role] = raw, raw_dtype, _physical_params(asset)
+            missing = functools.partial(_physical_missing, params=physical[asset.role])
         else:
             values, dtype, fill = _physical_lazy(raw, asset), np.dtype("float32"), np.nan
-        cube = _mosaic(values, ids, groups, fill=fill, dtype=dtype, grid=grid, chunks=out_chunks)
+        cube = _mosaic(values, ids, groups, fill=fill, dtype=dtype, grid=grid, chunks=out_chunks, missing=missing)
         if out_chunks["time"] != 1:
             cube = cube.rechunk({0: out_chunks["time"]})
         variables[asset.role] = (("time", "y", "x"), cube, _variable_attrs(asset, asset_resampling))
@@ -198,7 +215,54 @@ def load(
             "grid": grid.to_dict(),
         },
     )
-    return grid.attach(ds)
+    ds = grid.attach(ds)
+    if fused:
+        from unique_xr.load.fused import scale_mask_index
+
+        return scale_mask_index(ds, spec, physical, indices=indices, **mask_options)
+    if mask_options is not None:
+        from unique_xr.load.masks import apply_qa_mask
+
+        ds = apply_qa_mask(ds, spec, drop_qa=mask_options["drop_qa"],
+                           check_all_masked=mask_options["check_all_masked"], **mask_options["options"])
+    if indices:
+        from unique_xr.features.indices import add_indices
+
+        ds = add_indices(ds, indices)
+    return ds
+
+
+def _mask_options(mask) -> dict[str, Any] | None:
+    """``load(mask=...)`` -> the keywords of :func:`~unique_xr.load.fused.scale_mask_index` (None: no mask)."""
+    if mask is False or mask is None:
+        return None
+    if mask is not True and not isinstance(mask, Mapping):
+        raise SpecError(f"mask must be True, False or a dict of apply_qa_mask keywords, got {mask!r}.")
+    options = dict(mask) if isinstance(mask, Mapping) else {}
+    return {"drop_qa": options.pop("drop_qa", True), "check_all_masked": options.pop("check_all_masked", True),
+            "options": options}
+
+
+def _fusable(asset_specs: Sequence[AssetSpec], resampling: str) -> bool:
+    """Whether every band is read raw (8/16-bit, nearest, with a nodata) and every QA layer is 8/16-bit."""
+    bands = [a for a in asset_specs if not a.is_qa]
+    return bool(bands) and resampling == "nearest" and all(
+        _small_int(a.dtype) and (a.is_qa or a.nodata is not None) for a in asset_specs
+    )
+
+
+def _physical_params(asset: AssetSpec) -> tuple:
+    """The arguments of :func:`_physical_table` for a band read raw."""
+    return (np.dtype(asset.dtype).str, asset.nodata, asset.valid_range, asset.scale, asset.offset)
+
+
+def _nan_in_table(raw: np.ndarray, *, params: tuple) -> np.ndarray:
+    return np.isnan(to_physical(raw, nodata=params[1], valid_range=params[2], scale=params[3], offset=params[4]))
+
+
+def _physical_missing(raw, *, params: tuple):
+    """Lazy: where a raw band's physical value is NaN (nodata or outside the valid range)."""
+    return raw.map_blocks(_nan_in_table, params=params, dtype=bool, meta=np.empty((0,) * raw.ndim, bool))
 
 
 def _small_int(dtype: str) -> bool:
@@ -411,8 +475,11 @@ def _physical_lazy(raw, asset: AssetSpec):
     )
 
 
-def _mosaic(values, ids: list[str], groups: list[list[str]], *, fill, dtype, grid: GridSpec, chunks):
-    """One ``(time, y, x)`` array: per group of items, the first non-fill value in time order."""
+def _mosaic(values, ids: list[str], groups: list[list[str]], *, fill, dtype, grid: GridSpec, chunks, missing=None):
+    """One ``(time, y, x)`` array: per group of items, the first non-fill value in time order.
+
+    ``missing(array)`` (lazy boolean) says which values are not valid; default NaN, or ``fill`` for integers.
+    """
     import dask.array as da
 
     if values is not None and [[i] for i in ids] == groups:
@@ -427,8 +494,11 @@ def _mosaic(values, ids: list[str], groups: list[list[str]], *, fill, dtype, gri
             continue
         out = parts[0]
         for part in parts[1:]:
-            missing = da.isnan(out) if np.issubdtype(dtype, np.floating) else out == fill
-            out = da.where(missing, part, out)
+            if missing is not None:
+                gaps = missing(out)
+            else:
+                gaps = da.isnan(out) if np.issubdtype(dtype, np.floating) else out == fill
+            out = da.where(gaps, part, out)
         layers.append(out)
     return da.stack(layers)
 
