@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from unique_xr._jit import jit
-from unique_xr.features.indices import evi_value, kndvi_value, nd_value, nirv_value
+from unique_xr.features.indices import evi_value, kndvi_from_ndvi_squared, nd_value, nirv_value
 
 __all__ = [
     "INDEX_FEATURES",
@@ -164,25 +164,58 @@ def _median_series(x, window, out, win):
 
 
 @jit
+def _at(x, j):
+    """``x[j]``, with 0 for NaN and outside the series (xarray's windows sum with NaN as 0)."""
+    if j < 0 or j >= x.shape[0]:
+        return 0.0
+    v = x[j]
+    return v if v == v else 0.0
+
+
+@jit
+def _window_mean(x, start, width):
+    """Mean of the values of ``x[start:start + width]`` that exist (NaN if none).
+
+    The sum runs in numpy's pairwise order over the whole window (NaN and positions outside the
+    series as 0), so the mean equals xarray's ``rolling(...).mean()`` bit for bit; windows longer
+    than numpy's pairwise block (128) are summed in order (equal within a few ulp)."""
+    c = 0
+    for k in range(start, start + width):
+        if 0 <= k < x.shape[0] and x[k] == x[k]:
+            c += 1
+    if c == 0:
+        return np.nan
+    if width < 8 or width > 128:
+        s = -0.0
+        for k in range(width):
+            s += _at(x, start + k)
+        return s / c
+    r0, r1, r2, r3 = _at(x, start), _at(x, start + 1), _at(x, start + 2), _at(x, start + 3)
+    r4, r5, r6, r7 = _at(x, start + 4), _at(x, start + 5), _at(x, start + 6), _at(x, start + 7)
+    i = 8
+    end = width - width % 8
+    while i < end:
+        r0 += _at(x, start + i)
+        r1 += _at(x, start + i + 1)
+        r2 += _at(x, start + i + 2)
+        r3 += _at(x, start + i + 3)
+        r4 += _at(x, start + i + 4)
+        r5 += _at(x, start + i + 5)
+        r6 += _at(x, start + i + 6)
+        r7 += _at(x, start + i + 7)
+        i += 8
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < width:
+        s += _at(x, start + i)
+        i += 1
+    return s / c
+
+
+@jit
 def _mean_series(x, lo_off, hi_off, out):
     """Running mean over ``[i - lo_off, i + hi_off]`` of ``x`` into ``out`` (not ``x``), NaN skipped."""
-    n = x.shape[0]
-    s = 0.0
-    c = 0
-    for j in range(min(hi_off, n)):
-        if x[j] == x[j]:
-            s += x[j]
-            c += 1
-    for i in range(n):
-        add = i + hi_off
-        if add < n and x[add] == x[add]:
-            s += x[add]
-            c += 1
-        drop = i - lo_off - 1
-        if drop >= 0 and x[drop] == x[drop]:
-            s -= x[drop]
-            c -= 1
-        out[i] = s / c if c > 0 else np.nan
+    for i in range(x.shape[0]):
+        out[i] = _window_mean(x, i - lo_off, lo_off + hi_off + 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,8 +240,6 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
     lstv = np.empty((TILE, nt))
     metv = np.empty((3, TILE, nt))
     win = np.empty(max(smooth, 1))
-    sums = np.zeros((nw, 3))
-    counts = np.zeros((nw, 3), dtype=np.int64)
     lst_half = (lst_window - 1) // 2
     for p0 in range(0, npix, TILE):
         pn = min(TILE, npix - p0)
@@ -254,8 +285,6 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
         # the rows
         for q in range(pn):
             p = p0 + q
-            sums[:, :] = 0.0
-            counts[:, :] = 0
             col = rad_col[p]
             for i in range(nt):
                 row = p * nt + i if pixel_major else i * npix + p
@@ -269,7 +298,8 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
                 out[nb] = nd_value(nir, red)
                 out[nb + 1] = evi
                 out[nb + 2] = nirv
-                out[nb + 3] = kndvi_value(red, nir)
+                nd = nd_value(nir, red)
+                out[nb + 3] = nd * nd  # kNDVI = tanh(NDVI^2): tanh after the pass, see feature_matrix
                 out[nb + 4] = nd_value(nir, band[roles[3], q, i])
                 out[nb + 5] = nd_value(nir, band[roles[4], q, i])
                 out[nb + 6] = lstv[q, i]
@@ -282,18 +312,8 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
                 out[nb + 14] = nirv * metv[1, q, i]
                 for w in range(nw):
                     width = windows[w]
-                    for m in range(3):
-                        v = metv[m, q, i]
-                        if v == v:
-                            sums[w, m] += v
-                            counts[w, m] += 1
-                        if i >= width:
-                            old = metv[m, q, i - width]
-                            if old == old:
-                                sums[w, m] -= old
-                                counts[w, m] -= 1
-                        c = counts[w, m]
-                        out[nb + 15 + 3 * w + m] = sums[w, m] / c if c > 0 else np.nan
+                    for m in range(3):  # trailing means
+                        out[nb + 15 + 3 * w + m] = _window_mean(metv[m, q], i - width + 1, width)
                 n = 0
                 for j in range(nf):
                     if np.isfinite(out[j]):
@@ -385,6 +405,12 @@ def feature_matrix(
             np.ascontiguousarray(rad_col, dtype=np.int64), np.ascontiguousarray(doy, dtype="float64"),
             np.ascontiguousarray(t, dtype="float64"), float(gap), float(lst_gap), int(smooth), int(lst_window),
             np.asarray(met_windows, dtype=np.int64), role_index, bool(pixel_major), out, count)
+    # kNDVI's tanh through numpy's own (vectorised) tanh, which the xarray features used: libm's tanh
+    # inside the compiled pass differs by one ulp on a third of the tower rows, enough to move
+    # LightGBM's histogram bins and so the published scores
+    j = len(roles) + INDEX_FEATURES.index("kndvi")
+    column = out[:, j].copy()
+    out[:, j] = kndvi_from_ndvi_squared(column)
     return out, count
 
 
