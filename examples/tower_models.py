@@ -557,8 +557,11 @@ monthly and annual scores are per-site means over windows with at least half the
 
 ```bash
 pip install -e ".[all]"                      # lightgbm, matplotlib, ...
-python examples/tower_models.py              # --shared <path to shared/data> --out <outputs>
+python examples/tower_models.py --n-jobs {n_jobs}  # --shared <path to shared/data> --out <outputs>
 ```
+
+The scores depend on the LightGBM thread count (its histogram sums run in another order), so rerun with
+the `--n-jobs` above to get these numbers exactly.
 
 The first model is what the command line trains by default (it also saves the model, its card,
 `cv_scores.csv` and `cv_predictions.csv.gz`):

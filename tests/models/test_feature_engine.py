@@ -155,9 +155,12 @@ def test_matrix_rows_and_counts_in_either_layout():
     rad_table, rad_col = engine.radiation_lookup(ds["lat"].values.reshape(-1), doy)
     kw = dict(**mf.engine_inputs(arrays, recipe), rad_table=rad_table, rad_col=rad_col, doy=doy, t=t,
               **mf.engine_params(recipe))
-    a, ca = engine.feature_matrix(**kw, pixel_major=True)
-    b, cb = engine.feature_matrix(**kw, pixel_major=False)
+    a, ca, kept = engine.feature_matrix(**kw, pixel_major=True, keep=("rad_toa", "kndvi", "vpd_30d"))
+    b, cb, _ = engine.feature_matrix(**kw, pixel_major=False)
     nt, npix = len(doy), 15
     np.testing.assert_array_equal(a.reshape(npix, nt, -1).transpose(1, 0, 2), b.reshape(nt, npix, -1))
     np.testing.assert_array_equal(ca, np.isfinite(a).sum(axis=1))
     np.testing.assert_array_equal(cb, np.isfinite(b).sum(axis=1))
+    for name, column in kept.items():  # kept columns are the matrix's own, contiguous
+        assert column.flags.c_contiguous
+        np.testing.assert_array_equal(column, a[:, recipe.features.index(name)])

@@ -22,6 +22,7 @@ NaN is skipped and one value is enough (``min_periods=1``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from unique_xr.features.indices import evi_value, kndvi_from_ndvi_squared, nd_va
 
 __all__ = [
     "INDEX_FEATURES",
+    "FeatureMatrix",
     "centred_median",
     "centred_mean",
     "feature_matrix",
@@ -81,7 +83,7 @@ def toa_radiation(lat_deg, doy):
 # one series at a time (compiled; called by the fused kernel and, through the wrappers below, alone)
 
 
-@jit
+@jit(inline="always")
 def _fill_series(x, t, max_gap):
     """In place: linear interpolation of interior NaN runs whose valid neighbours are at most
     ``max_gap`` apart in ``t`` (``np.interp``'s formula); leading and trailing NaN stay."""
@@ -97,7 +99,7 @@ def _fill_series(x, t, max_gap):
             last = i
 
 
-@jit
+@jit(inline="always")
 def _insert(win, k, v):
     j = k
     while j > 0 and win[j - 1] > v:
@@ -107,7 +109,7 @@ def _insert(win, k, v):
     return k + 1
 
 
-@jit
+@jit(inline="always")
 def _remove(win, k, v):
     j = 0
     while win[j] != v:
@@ -117,21 +119,24 @@ def _remove(win, k, v):
     return k - 1
 
 
-@jit
+@jit(inline="always")
 def _replace(win, k, old, new):
-    """Swap ``old`` (in the sorted ``win[:k]``) for ``new``, moving only the values between them."""
+    """Swap ``old`` (in the sorted ``win[:k]``) for ``new``, moving only the values between them.
+    Positions are found by counting (no data-dependent branch per value)."""
     j = 0
-    while win[j] != old:
-        j += 1
-    if new >= old:
-        while j + 1 < k and win[j + 1] < new:
-            win[j] = win[j + 1]
-            j += 1
+    p = 0
+    for m in range(k):
+        v = win[m]
+        j += v < old
+        p += v < new
+    if p > j:
+        for m in range(j, p - 1):
+            win[m] = win[m + 1]
+        win[p - 1] = new
     else:
-        while j > 0 and win[j - 1] > new:
-            win[j] = win[j - 1]
-            j -= 1
-    win[j] = new
+        for m in range(j, p, -1):
+            win[m] = win[m - 1]
+        win[p] = new
 
 
 @jit
@@ -163,50 +168,59 @@ def _median_series(x, window, out, win):
             out[i] = (win[k // 2 - 1] + win[k // 2]) / 2.0
 
 
-@jit
-def _at(x, j):
-    """``x[j]``, with 0 for NaN and outside the series (xarray's windows sum with NaN as 0)."""
-    if j < 0 or j >= x.shape[0]:
-        return 0.0
-    v = x[j]
-    return v if v == v else 0.0
+#: the longest window summed in numpy's pairwise order (numpy's pairwise block; longer windows are
+#: summed in order, equal within a few ulp)
+_PAIRWISE_MAX = 128
 
 
-@jit
-def _window_mean(x, start, width):
-    """Mean of the values of ``x[start:start + width]`` that exist (NaN if none).
+@jit(inline="always")
+def _prepare_window(x, z, cnt, pad):
+    """``z``: ``x`` with NaN as 0 and ``pad`` zeros on both sides; ``cnt[i]``: values in ``x[:i]``."""
+    n = x.shape[0]
+    z[:pad] = 0.0
+    z[pad + n:] = 0.0
+    cnt[0] = 0
+    for i in range(n):
+        v = x[i]
+        ok = v == v
+        z[pad + i] = v if ok else 0.0
+        cnt[i + 1] = cnt[i] + ok
+
+
+@jit(inline="always")
+def _window_mean(z, cnt, pad, start, width):
+    """Mean of the values of ``x[start:start + width]`` that exist (NaN if none), from
+    :func:`_prepare_window`'s ``z`` and ``cnt``.
 
     The sum runs in numpy's pairwise order over the whole window (NaN and positions outside the
-    series as 0), so the mean equals xarray's ``rolling(...).mean()`` bit for bit; windows longer
-    than numpy's pairwise block (128) are summed in order (equal within a few ulp)."""
-    c = 0
-    for k in range(start, start + width):
-        if 0 <= k < x.shape[0] and x[k] == x[k]:
-            c += 1
+    series as 0), so the mean equals xarray's ``rolling(...).mean()`` bit for bit."""
+    n = cnt.shape[0] - 1
+    c = cnt[min(max(start + width, 0), n)] - cnt[min(max(start, 0), n)]
     if c == 0:
         return np.nan
-    if width < 8 or width > 128:
+    k = start + pad
+    if width < 8 or width > _PAIRWISE_MAX:
         s = -0.0
-        for k in range(width):
-            s += _at(x, start + k)
+        for j in range(width):
+            s += z[k + j]
         return s / c
-    r0, r1, r2, r3 = _at(x, start), _at(x, start + 1), _at(x, start + 2), _at(x, start + 3)
-    r4, r5, r6, r7 = _at(x, start + 4), _at(x, start + 5), _at(x, start + 6), _at(x, start + 7)
+    r0, r1, r2, r3 = z[k], z[k + 1], z[k + 2], z[k + 3]
+    r4, r5, r6, r7 = z[k + 4], z[k + 5], z[k + 6], z[k + 7]
     i = 8
     end = width - width % 8
     while i < end:
-        r0 += _at(x, start + i)
-        r1 += _at(x, start + i + 1)
-        r2 += _at(x, start + i + 2)
-        r3 += _at(x, start + i + 3)
-        r4 += _at(x, start + i + 4)
-        r5 += _at(x, start + i + 5)
-        r6 += _at(x, start + i + 6)
-        r7 += _at(x, start + i + 7)
+        r0 += z[k + i]
+        r1 += z[k + i + 1]
+        r2 += z[k + i + 2]
+        r3 += z[k + i + 3]
+        r4 += z[k + i + 4]
+        r5 += z[k + i + 5]
+        r6 += z[k + i + 6]
+        r7 += z[k + i + 7]
         i += 8
     s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < width:
-        s += _at(x, start + i)
+        s += z[k + i]
         i += 1
     return s / c
 
@@ -214,8 +228,13 @@ def _window_mean(x, start, width):
 @jit
 def _mean_series(x, lo_off, hi_off, out):
     """Running mean over ``[i - lo_off, i + hi_off]`` of ``x`` into ``out`` (not ``x``), NaN skipped."""
-    for i in range(x.shape[0]):
-        out[i] = _window_mean(x, i - lo_off, lo_off + hi_off + 1)
+    n = x.shape[0]
+    pad = lo_off + hi_off + 1
+    z = np.empty(n + 2 * pad)
+    cnt = np.empty(n + 1, dtype=np.int64)
+    _prepare_window(x, z, cnt, pad)
+    for i in range(n):
+        out[i] = _window_mean(z, cnt, pad, i - lo_off, pad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,7 +248,7 @@ TILE = 16
 
 @jit
 def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smooth, lst_window, windows, roles,
-            pixel_major, X, count):
+            pixel_major, X, count, keep, kept):
     nt, npix = bands[0].shape
     nb = len(bands)
     nf = X.shape[1]
@@ -239,6 +258,11 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
     raw = np.empty((TILE, nt))
     lstv = np.empty((TILE, nt))
     metv = np.empty((3, TILE, nt))
+    pad = 1
+    for w in range(nw):
+        pad = max(pad, windows[w])
+    zmet = np.empty((3, nt + 2 * pad))
+    cnt = np.empty((3, nt + 1), dtype=np.int64)
     win = np.empty(max(smooth, 1))
     lst_half = (lst_window - 1) // 2
     for p0 in range(0, npix, TILE):
@@ -285,6 +309,9 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
         # the rows
         for q in range(pn):
             p = p0 + q
+            if nw > 0:
+                for m in range(3):
+                    _prepare_window(metv[m, q], zmet[m], cnt[m], pad)
             col = rad_col[p]
             for i in range(nt):
                 row = p * nt + i if pixel_major else i * npix + p
@@ -300,6 +327,7 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
                 out[nb + 2] = nirv
                 nd = nd_value(nir, red)
                 out[nb + 3] = nd * nd  # kNDVI = tanh(NDVI^2): tanh after the pass, see feature_matrix
+                kept[0, row] = nd * nd
                 out[nb + 4] = nd_value(nir, band[roles[3], q, i])
                 out[nb + 5] = nd_value(nir, band[roles[4], q, i])
                 out[nb + 6] = lstv[q, i]
@@ -313,12 +341,22 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
                 for w in range(nw):
                     width = windows[w]
                     for m in range(3):  # trailing means
-                        out[nb + 15 + 3 * w + m] = _window_mean(metv[m, q], i - width + 1, width)
+                        out[nb + 15 + 3 * w + m] = _window_mean(zmet[m], cnt[m], pad, i - width + 1, width)
                 n = 0
                 for j in range(nf):
                     if np.isfinite(out[j]):
                         n += 1
                 count[row] = n
+                for k in range(keep.shape[0]):
+                    kept[k + 1, row] = out[keep[k]]
+
+
+class FeatureMatrix(NamedTuple):
+    """What :func:`feature_matrix` returns."""
+
+    X: np.ndarray  #: ``(rows, features)`` float64, C-contiguous
+    count: np.ndarray  #: finite features per row, uint8
+    columns: dict[str, np.ndarray]  #: the features asked for with ``keep``, each contiguous
 
 
 def _as_2d(a, nt: int, npix: int, dtype) -> np.ndarray:
@@ -346,7 +384,8 @@ def feature_matrix(
     met_windows: Sequence[int] = (),
     pixel_major: bool = True,
     out: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    keep: Sequence[str] = (),
+) -> FeatureMatrix:
     """The feature matrix of one batch of pixels, in one compiled pass per pixel.
 
     Parameters
@@ -379,11 +418,15 @@ def feature_matrix(
         ``step * pixel + pixel``.
     out
         ``(time * pixel, n_features)`` float64, C-contiguous, to write into.
+    keep
+        Features also wanted as contiguous columns (written in the same pass; reading a column of
+        the row-major matrix afterwards would be one more pass over all of it).
 
     Returns
     -------
-    X, count
-        The float64 matrix (columns :func:`feature_names`) and the finite features per row (uint8).
+    FeatureMatrix
+        ``X``, the float64 matrix (columns :func:`feature_names`); ``count``, the finite features
+        per row (uint8); ``columns``, the features of ``keep`` by name.
     """
     first = next(np.asarray(b) for b in bands)
     nt, npix = first.shape if first.ndim == 2 else (len(doy), first.shape[-1])
@@ -401,17 +444,20 @@ def feature_matrix(
     elif out.shape != (nt * npix, len(names)) or out.dtype != np.float64 or not out.flags.c_contiguous:
         raise ValueError(f"out must be C-contiguous float64 of shape {(nt * npix, len(names))}, got {out.shape}")
     count = np.empty(nt * npix, dtype=np.uint8)
+    keep = tuple(keep)
+    kept = np.empty((1 + len(keep), nt * npix), dtype="float64")
     _kernel(bands_, qa_, lst_, met_, np.ascontiguousarray(rad_table, dtype="float64"),
             np.ascontiguousarray(rad_col, dtype=np.int64), np.ascontiguousarray(doy, dtype="float64"),
             np.ascontiguousarray(t, dtype="float64"), float(gap), float(lst_gap), int(smooth), int(lst_window),
-            np.asarray(met_windows, dtype=np.int64), role_index, bool(pixel_major), out, count)
+            np.asarray(met_windows, dtype=np.int64), role_index, bool(pixel_major), out, count,
+            np.array([names.index(k) for k in keep], dtype=np.int64), kept)
     # kNDVI's tanh through numpy's own (vectorised) tanh, which the xarray features used: libm's tanh
     # inside the compiled pass differs by one ulp on a third of the tower rows, enough to move
     # LightGBM's histogram bins and so the published scores
-    j = len(roles) + INDEX_FEATURES.index("kndvi")
-    column = out[:, j].copy()
-    out[:, j] = kndvi_from_ndvi_squared(column)
-    return out, count
+    kndvi = kndvi_from_ndvi_squared(kept[0])
+    out[:, len(roles) + INDEX_FEATURES.index("kndvi")] = kndvi
+    columns = {k: (kndvi if k == "kndvi" else kept[i + 1]) for i, k in enumerate(keep)}
+    return FeatureMatrix(out, count, columns)
 
 
 def radiation_lookup(lat: np.ndarray, doy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

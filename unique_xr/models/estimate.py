@@ -40,7 +40,7 @@ import xarray as xr
 from unique_xr.errors import MissingVariableError, SpecError
 from unique_xr.grid import pixel_lonlat
 from unique_xr.models.engines import ModelHandle
-from unique_xr.features.engine import feature_matrix, radiation_lookup
+from unique_xr.features.engine import FeatureMatrix, feature_matrix, radiation_lookup
 from unique_xr.models.features import (
     Recipe,
     engine_inputs,
@@ -117,9 +117,9 @@ def predict_block(handle: ModelHandle, time: np.ndarray, *arrays: np.ndarray, pl
         sl = slice(start, min(start + step, npix))
         columns = {n: a[sl] if s else a[:, sl] for n, a, s in zip(names, flat, static, strict=True)}
         # units are checked on the first batch of each block: a median per variable is cheap once
-        X, count = _feature_matrix(columns, clock, plan, check_units=start == 0,
-                                   out=buffer[: (sl.stop - start) * nt])
-        gpp, count = predict_matrix(handle, X, plan, count=count)
+        X, count, kept = _feature_matrix(columns, clock, plan, check_units=start == 0,
+                                         out=buffer[: (sl.stop - start) * nt])
+        gpp = predict_matrix(handle, X, plan, columns=kept)
         out[0, sl] = gpp.reshape(-1, nt)
         out[1, sl] = count.reshape(-1, nt)
     return out.transpose(0, 2, 1).reshape(2, nt, ny, nx)
@@ -132,19 +132,25 @@ class _Clock:
 
 
 def _feature_matrix(columns: dict[str, np.ndarray], clock: _Clock, plan: BlockPlan, *, check_units: bool,
-                    out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(pixel * time, feature)`` float64 matrix of one batch (each pixel's days consecutive) and
-    the count of finite features per row."""
+                    out: np.ndarray) -> FeatureMatrix:
+    """``(pixel * time, feature)`` float64 matrix of one batch (each pixel's days consecutive), the
+    count of finite features per row, and the features :func:`predict_matrix` reads, contiguous."""
     nt, npix = len(clock.t), next(a.shape[-1] for a in columns.values())
     if plan.from_features:
         view = out.reshape(npix, nt, len(plan.features))
         for j, f in enumerate(plan.features):
             view[:, :, j] = np.broadcast_to(columns[f], (nt, npix)).T
-        return out, np.isfinite(out).sum(axis=1)
+        return FeatureMatrix(out, np.isfinite(out).sum(axis=1).astype(np.uint8), {})
     arrays = _inputs(columns, plan.recipe, plan.allow_missing, check_units=check_units, shape=(nt, npix))
     rad_table, rad_col = radiation_lookup(arrays["lat"], clock.doy)
     return feature_matrix(**engine_inputs(arrays, plan.recipe), rad_table=rad_table, rad_col=rad_col,
-                          doy=clock.doy, t=clock.t, pixel_major=True, out=out, **engine_params(plan.recipe))
+                          doy=clock.doy, t=clock.t, pixel_major=True, out=out, keep=_scale_features(plan),
+                          **engine_params(plan.recipe))
+
+
+def _scale_features(plan: BlockPlan) -> tuple[str, ...]:
+    """The features :func:`~unique_xr.models.lgbm.to_gpp` reads."""
+    return tuple(dict.fromkeys(("shortwave_radiation", "rad_toa", *plan.required)))
 
 
 def _inputs(columns: dict[str, np.ndarray], recipe: Recipe, allow_missing: tuple[str, ...], *, check_units: bool,
@@ -159,15 +165,17 @@ def _inputs(columns: dict[str, np.ndarray], recipe: Recipe, allow_missing: tuple
 
 
 def predict_matrix(handle: ModelHandle, X: np.ndarray, plan: BlockPlan,
-                   count: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """GPP (float32) and the number of finite features per row of a feature matrix (``count`` if
-    already known)."""
+                   columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """GPP (float32) of the rows of a feature matrix; ``columns`` holds features already taken
+    out of it (contiguous), the rest are read from ``X``."""
     from unique_xr.models.lgbm import to_gpp
 
     index = {f: i for i, f in enumerate(plan.features)}
+    columns = columns or {}
     raw = handle.predict(X, threads=plan.threads)
-    gpp = to_gpp(raw, lambda name: X[:, index[name]], plan.transform, plan.required)
-    return gpp.astype("float32"), np.isfinite(X).sum(axis=1) if count is None else count
+    gpp = to_gpp(raw, lambda name: columns[name] if name in columns else X[:, index[name]], plan.transform,
+                 plan.required)
+    return gpp.astype("float32")
 
 
 # --------------------------------------------------------------------------------------------

@@ -435,8 +435,8 @@ def _derive_block(*arrays: np.ndarray, names: tuple[str, ...], static: tuple[boo
         rad_table, rad_col = radiation_lookup(series["lat"][0], doy)
     else:
         rad_table, rad_col = radiation_lookup(series["lat"], doy)
-    X, _ = feature_matrix(**engine_inputs(series, recipe), rad_table=rad_table, rad_col=rad_col, doy=doy, t=t,
-                          pixel_major=True, **engine_params(recipe))
+    X = feature_matrix(**engine_inputs(series, recipe), rad_table=rad_table, rad_col=rad_col, doy=doy, t=t,
+                       pixel_major=True, **engine_params(recipe)).X
     return X.reshape(*full, X.shape[-1]) if along_time else X.reshape(*full, 1, X.shape[-1])[..., 0, :]
 
 
