@@ -45,6 +45,7 @@ from unique_xr.models.features import (
     Recipe,
     engine_inputs,
     engine_params,
+    has_landsat_dn,
     input_columns,
     landsat_dn_to_roles,
     resolve_arrays,
@@ -156,7 +157,7 @@ def _scale_features(plan: BlockPlan) -> tuple[str, ...]:
 def _inputs(columns: dict[str, np.ndarray], recipe: Recipe, allow_missing: tuple[str, ...], *, check_units: bool,
             shape: tuple[int, int]) -> dict[str, np.ndarray]:
     """Canonical inputs of one batch (numpy): the tower tables' raw Landsat DN are converted first."""
-    if recipe.kind == "gpp_l" and "QA_PIXEL" in columns and "red" not in columns:
+    if recipe.kind == "gpp_l" and has_landsat_dn(columns):
         frame = pd.DataFrame({n: np.broadcast_to(v, shape).reshape(-1) for n, v in columns.items()})
         frame = landsat_dn_to_roles(frame, recipe)
         columns = {c: frame[c].to_numpy().reshape(shape) for c in frame.columns}

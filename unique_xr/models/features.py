@@ -35,6 +35,7 @@ from unique_xr.features.engine import feature_matrix, feature_names, radiation_l
 from unique_xr.schema import VARIABLES, check_range
 from unique_xr.search.collections import (
     LANDSAT_ASSETS,
+    LANDSAT_QA_FILE_BAND,
     LANDSAT_TABLE_COLUMNS,
     MCD43A4_TABLE_COLUMNS,
     MODIS_BAND_ROLES,
@@ -544,13 +545,18 @@ def input_columns(recipe: Recipe) -> set[str]:
 LANDSAT_RAW_COLUMNS = LANDSAT_TABLE_COLUMNS
 
 
+def has_landsat_dn(columns) -> bool:
+    """Whether ``columns`` hold the tower tables' raw Landsat layout (DN + QA band, no role names yet)."""
+    return LANDSAT_QA_FILE_BAND in columns and "red" not in columns
+
+
 def landsat_dn_to_roles(df: pd.DataFrame, recipe: Recipe) -> pd.DataFrame:
     """Landsat DN + ``QA_PIXEL`` columns -> cloud-masked reflectance and LST named by role.
 
     Applies :func:`unique_xr.towers.clear_tower_table` when a ``gpp_l`` input has the raw
     layout of the tower tables (and no role columns yet); anything else is returned as is.
     """
-    if recipe.kind != "gpp_l" or "QA_PIXEL" not in df.columns or "red" in df.columns:
+    if recipe.kind != "gpp_l" or not has_landsat_dn(df.columns):
         return df
     from unique_xr.towers import clear_tower_table
 

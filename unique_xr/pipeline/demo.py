@@ -111,10 +111,8 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
     """Build the lazy cubes of the data layer (nothing is computed). Returns ``{name: Dataset}``."""
     import xarray as xr
 
-    from unique_xr.features.indices import add_indices
     from unique_xr.features.meteo import daily_drivers, open_reanalysis
     from unique_xr.features.static import landcover_fractions, terrain
-    from unique_xr.load.masks import apply_qa_mask
     from unique_xr.load.stack import load
     from unique_xr.search.collections import ESA_WORLDCOVER_CLASSES, IO_LULC_CLASSES
     from unique_xr.search.stac import search
@@ -129,13 +127,12 @@ def build_data_layer(spec: DataLayerSpec) -> dict[str, Any]:
     modis_grid = GridSpec.from_bounds(grid.bounds, crs=grid.crs, resolution=500.0)
     cubes: dict[str, Any] = {}
     if spec.landsat:
-        ds = load(_search("landsat-c2-l2"), grid=grid, collection="landsat-c2-l2", assets=LANDSAT_ASSETS, **common)
-        ds = add_indices(apply_qa_mask(ds, "landsat-c2-l2"), INDICES)
-        cubes["landsat_30m"] = ds
+        # scale + QA mask + indices in one compiled pass per chunk (the fused path of load)
+        cubes["landsat_30m"] = load(_search("landsat-c2-l2"), grid=grid, collection="landsat-c2-l2",
+                                    assets=LANDSAT_ASSETS, mask=True, indices=INDICES, **common)
     if spec.modis:
-        ds = load(_search("mcd43a4"), grid=modis_grid, collection="mcd43a4", assets=MODIS_ASSETS, **common)
-        ds = add_indices(apply_qa_mask(ds, "mcd43a4"), ("ndvi", "evi", "evi2", "nirv", "kndvi"))
-        cubes["modis_500m"] = ds
+        cubes["modis_500m"] = load(_search("mcd43a4"), grid=modis_grid, collection="mcd43a4", assets=MODIS_ASSETS,
+                                   mask=True, indices=("ndvi", "evi", "evi2", "nirv", "kndvi"), **common)
     static = []
     if spec.dem_collection:
         dem = load(_search(spec.dem_collection, static=True), grid=grid, collection=spec.dem_collection,

@@ -105,9 +105,7 @@ def data_layer(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int, i
     clear pixel at all is an error when computed, unless ``landsat_may_be_cloudy`` (scheme S3's
     history: a cloudy window then simply gives no prior).
     """
-    from unique_xr.features.indices import add_indices
     from unique_xr.features.meteo import daily_drivers, open_reanalysis
-    from unique_xr.load.masks import apply_qa_mask
     from unique_xr.load.stack import load
     from unique_xr.search.collections import INDICES, LANDSAT_ASSETS, MODIS_ASSETS
     from unique_xr.search.stac import signer_for
@@ -123,17 +121,17 @@ def data_layer(spec: CubeJobSpec, items: Mapping[str, Any], window: tuple[int, i
     modis_items = [it for it in _over(items[MODIS], coarse) if _day(it) in wanted]
     if not modis_items:
         raise EmptySearchError(f"No {MODIS} items over the window {window} between {start} and {end}.")
-    ds = load(modis_items, grid=coarse, collection=MODIS, assets=MODIS_ASSETS, chunks={"time": 1, "y": -1, "x": -1},
-              on_all_fill="nan", **common)
-    cubes["modis"] = add_indices(apply_qa_mask(ds, MODIS), ("ndvi", "evi", "evi2", "nirv", "kndvi"))
+    # scale + QA mask + indices in one compiled pass per chunk (the fused path of load)
+    cubes["modis"] = load(modis_items, grid=coarse, collection=MODIS, assets=MODIS_ASSETS,
+                          chunks={"time": 1, "y": -1, "x": -1}, on_all_fill="nan", mask=True,
+                          indices=("ndvi", "evi", "evi2", "nirv", "kndvi"), **common)
     cubes["meteo_coarse"] = daily_drivers(met, coarse, time=slice(start, end))
     if landsat_days:
         chosen = [it for it in _over(items[LANDSAT], fine) if _day(it) in set(landsat_days)]
         if chosen:
-            ds = load(chosen, grid=fine, collection=LANDSAT, assets=LANDSAT_ASSETS, chunks=chunk, on_all_fill="nan",
-                      **common)
-            cubes["landsat"] = add_indices(apply_qa_mask(ds, LANDSAT, check_all_masked=not landsat_may_be_cloudy),
-                                           INDICES)
+            cubes["landsat"] = load(chosen, grid=fine, collection=LANDSAT, assets=LANDSAT_ASSETS, chunks=chunk,
+                                    on_all_fill="nan", mask={"check_all_masked": not landsat_may_be_cloudy},
+                                    indices=INDICES, **common)
             cubes["meteo_fine"] = daily_drivers(met, fine, time=slice(min(landsat_days), max(landsat_days)))
     if static:
         cubes["static"] = static_layers(spec, items, window)
