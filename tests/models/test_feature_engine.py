@@ -16,7 +16,7 @@ import xarray as xr
 
 from unique_xr.features import engine
 from unique_xr.models import features as mf
-from unique_xr.models.features import RECIPES, derive_features, features_from_table, resolve_inputs
+from unique_xr.models.features import RECIPES, derive_features, features_from_table
 from unique_xr.testing import raise_if_dask_computes
 
 
