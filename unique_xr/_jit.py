@@ -1,7 +1,8 @@
 """Compiled kernels: one place for how numba is used.
 
 Every compiled kernel of the package is made with :func:`jit` (scalar helpers and loops) or
-:func:`ufunc` (element-wise numpy functions from a scalar formula). Both compile on first use, cache
+:func:`ufunc` (element-wise numpy functions from a scalar formula). ``jit`` compiles on first use,
+``ufunc`` when made (for float32 and float64); both cache
 the machine code on disk (``__pycache__`` next to the module, else numba's user cache), and release
 the GIL, so Dask's threads run them in parallel. Kernels take and return numpy arrays only.
 """
@@ -24,6 +25,8 @@ def jit(func: Callable[..., Any] | None = None, **options: Any):
     return numba.njit(**opts)(func)
 
 
-def ufunc(func: Callable[..., Any]):
-    """An element-wise numpy ufunc compiled from the scalar ``func`` (types fixed on first call)."""
-    return numba.vectorize(cache=True)(func)
+def ufunc(func: Callable[..., Any], nargs: int):
+    """An element-wise numpy ufunc compiled from the scalar ``func`` of ``nargs`` arguments, for float32
+    and float64 (compiled, or loaded from the cache, when made: a ufunc compiled lazily on its first call
+    warns when two Dask threads make that first call at once)."""
+    return numba.vectorize([f"{t}({', '.join([t] * nargs)})" for t in ("float32", "float64")], cache=True)(func)

@@ -119,9 +119,9 @@ def index_into(code, x0, x1, x2, out):
             out[i] = nd_value(x0[i], x1[i])
 
 
-_ND_UFUNC = ufunc(_nd)
-_EVI_UFUNC = ufunc(_evi)
-_EVI2_UFUNC = ufunc(_evi2)
+_ND_UFUNC = ufunc(_nd, 2)
+_EVI_UFUNC = ufunc(_evi, 3)
+_EVI2_UFUNC = ufunc(_evi2, 2)
 
 
 def _as_float(*arrays: np.ndarray) -> list[np.ndarray]:
