@@ -93,6 +93,17 @@ def validate_cube(ds, *, static: bool = False) -> None:
             raise ValueError(f"Cube is missing dimension {dim!r}; it has {tuple(ds.dims)} and needs {want}.")
 
 
+#: values a unit check's median is taken over (larger inputs are sampled with a stride)
+CHECK_SAMPLE = 65_536
+
+
+def sample_for_check(values: np.ndarray) -> np.ndarray:
+    """At most about :data:`CHECK_SAMPLE` of ``values`` (flattened, every n-th), for :func:`check_range`:
+    a median per block stays cheap on large blocks."""
+    flat = np.asarray(values).reshape(-1)
+    return flat[:: max(1, flat.size // CHECK_SAMPLE)]
+
+
 def check_range(
     values: np.ndarray,
     name: str,

@@ -33,12 +33,10 @@ __all__ = [
     "INDEX_FEATURES",
     "FeatureMatrix",
     "centred_median",
-    "centred_mean",
     "feature_matrix",
     "feature_names",
     "fill_gaps",
     "toa_radiation",
-    "trailing_mean",
 ]
 
 #: the index features every recipe derives, in column order after the bands
@@ -319,13 +317,13 @@ def _kernel(bands, qa, lst, met, rad_table, rad_col, doy, t, gap, lst_gap, smoot
                 for b in range(nb):
                     out[b] = band[b, q, i]
                 red, nir, blue = band[roles[0], q, i], band[roles[1], q, i], band[roles[2], q, i]
+                nd = nd_value(nir, red)
                 nirv = nirv_value(red, nir)
                 evi = evi_value(blue, red, nir)
                 rad = rad_table[i, col]
-                out[nb] = nd_value(nir, red)
+                out[nb] = nd
                 out[nb + 1] = evi
                 out[nb + 2] = nirv
-                nd = nd_value(nir, red)
                 out[nb + 3] = nd * nd  # kNDVI = tanh(NDVI^2): tanh after the pass, see feature_matrix
                 kept[0, row] = nd * nd
                 out[nb + 4] = nd_value(nir, band[roles[3], q, i])
@@ -496,12 +494,6 @@ def _median_rows(a, window, out):
         _median_series(a[r], window, out[r], win)
 
 
-@jit
-def _mean_rows(a, lo_off, hi_off, out):
-    for r in range(a.shape[0]):
-        _mean_series(a[r], lo_off, hi_off, out[r])
-
-
 def _rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype="float64").reshape(-1, np.shape(a)[-1]))
 
@@ -520,21 +512,4 @@ def centred_median(a: np.ndarray, window: int) -> np.ndarray:
     rows = _rows(a)
     out = np.empty_like(rows)
     _median_rows(rows, int(window), out)
-    return out.reshape(np.shape(a))
-
-
-def centred_mean(a: np.ndarray, window: int) -> np.ndarray:
-    """Centred running mean along the last axis, NaN skipped (``rolling(center=True, min_periods=1)``)."""
-    rows = _rows(a)
-    out = np.empty_like(rows)
-    half = (int(window) - 1) // 2
-    _mean_rows(rows, int(window) - 1 - half, half, out)
-    return out.reshape(np.shape(a))
-
-
-def trailing_mean(a: np.ndarray, window: int) -> np.ndarray:
-    """Trailing running mean along the last axis, NaN skipped (``rolling(min_periods=1).mean()``)."""
-    rows = _rows(a)
-    out = np.empty_like(rows)
-    _mean_rows(rows, int(window) - 1, 0, out)
     return out.reshape(np.shape(a))

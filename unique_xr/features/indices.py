@@ -274,13 +274,8 @@ INDICES: dict[str, IndexDef] = {
     )
 }
 
-_SAMPLE = 65_536
-
-
 def _check_reflectance(values: np.ndarray, band: str, index: str) -> None:
-    flat = np.asarray(values).ravel()
-    step = max(1, flat.size // _SAMPLE)
-    schema.check_range(flat[::step], band, what=f"{index.upper()} input band {band!r}")
+    schema.check_range(schema.sample_for_check(values), band, what=f"{index.upper()} input band {band!r}")
 
 
 def _checked_block(*bands: np.ndarray, kernel: Callable[..., np.ndarray], roles: tuple[str, ...], index: str,

@@ -142,16 +142,13 @@ def _feature_matrix(columns: dict[str, np.ndarray], clock: _Clock, plan: BlockPl
         for j, f in enumerate(plan.features):
             view[:, :, j] = np.broadcast_to(columns[f], (nt, npix)).T
         return FeatureMatrix(out, np.isfinite(out).sum(axis=1).astype(np.uint8), {})
+    from unique_xr.models.lgbm import gpp_features
+
     arrays = _inputs(columns, plan.recipe, plan.allow_missing, check_units=check_units, shape=(nt, npix))
     rad_table, rad_col = radiation_lookup(arrays["lat"], clock.doy)
     return feature_matrix(**engine_inputs(arrays, plan.recipe), rad_table=rad_table, rad_col=rad_col,
-                          doy=clock.doy, t=clock.t, pixel_major=True, out=out, keep=_scale_features(plan),
+                          doy=clock.doy, t=clock.t, pixel_major=True, out=out, keep=gpp_features(plan.transform, plan.required),
                           **engine_params(plan.recipe))
-
-
-def _scale_features(plan: BlockPlan) -> tuple[str, ...]:
-    """The features :func:`~unique_xr.models.lgbm.to_gpp` reads."""
-    return tuple(dict.fromkeys(("shortwave_radiation", "rad_toa", *plan.required)))
 
 
 def _inputs(columns: dict[str, np.ndarray], recipe: Recipe, allow_missing: tuple[str, ...], *, check_units: bool,

@@ -32,7 +32,7 @@ import xarray as xr
 from unique_xr.errors import MissingVariableError, SpecError
 from unique_xr.features import engine
 from unique_xr.features.engine import feature_matrix, feature_names, radiation_lookup, toa_radiation
-from unique_xr.schema import VARIABLES, check_range
+from unique_xr.schema import VARIABLES, check_range, sample_for_check
 from unique_xr.search.collections import (
     LANDSAT_ASSETS,
     LANDSAT_QA_FILE_BAND,
@@ -366,15 +366,10 @@ def _nbar_qa_ok(da: Any) -> Any:
 _FILL_VALUES = (32767.0, -32768.0, 65535.0, -9999.0)
 
 
-#: values the unit check's median is taken over (a strided sample of larger inputs)
-_UNIT_SAMPLE = 65_536
-
-
 def _check_units(da: Any, spec: Input, alias: Alias) -> None:
     if spec.valid_range is None or getattr(da, "chunks", None) is not None:
         return  # cubes are range-checked by the data layer when loaded; never compute here
-    values = np.asarray(da, dtype="float64").reshape(-1)
-    values = values[:: max(1, values.size // _UNIT_SAMPLE)]
+    values = sample_for_check(np.asarray(da, dtype="float64"))
     lo, hi = spec.valid_range
     check_range(
         values[~np.isin(values, _FILL_VALUES)], spec.name, spec.valid_range,
@@ -409,9 +404,9 @@ def engine_inputs(arrays: Mapping[str, np.ndarray], recipe: Recipe) -> dict[str,
     roles = recipe_roles(recipe)
     if recipe.kind == "gpp_m":
         bands = [arrays[f"nbar_{r}"] for r in roles]
-        qa = [arrays[f"nbar_qa_{r}"] for r in roles] if all(f"nbar_qa_{r}" in arrays for r in roles) else None
-        if qa is None and any(f"nbar_qa_{r}" in arrays for r in roles):  # some bands with QA: the rest pass
-            qa = [arrays.get(f"nbar_qa_{r}", np.True_) for r in roles]
+        # a band without its QA layer passes (already masked)
+        qa = ([arrays.get(f"nbar_qa_{r}", np.True_) for r in roles]
+              if any(f"nbar_qa_{r}" in arrays for r in roles) else None)
         lst = [arrays["lst_day_terra"], arrays["lst_day_aqua"]]
     else:
         bands, qa, lst = [arrays[f"sr_{r}"] for r in roles], None, [arrays["landsat_st"]]

@@ -256,6 +256,12 @@ def _scale(column: Callable[[str], np.ndarray], n: int, transform: str) -> np.nd
     return np.maximum(np.where(np.isfinite(sw), sw, CLEAR_FRACTION * toa), RAD_FLOOR)
 
 
+def gpp_features(transform: str, required: tuple[str, ...]) -> tuple[str, ...]:
+    """The features :func:`to_gpp` reads for ``transform`` and ``required`` (no repeats)."""
+    scale = {"none": (), "per_toa_radiation": ("rad_toa",)}.get(transform, ("shortwave_radiation", "rad_toa"))
+    return tuple(dict.fromkeys((*scale, *required)))
+
+
 def to_gpp(raw: np.ndarray, column: Callable[[str], np.ndarray], transform: str,
            required: tuple[str, ...]) -> np.ndarray:
     """GPP (g C m-2 d-1) from the trees' raw output: times the radiation scale, NaN where a required
